@@ -1,0 +1,119 @@
+"""The small catalog interface Koito's matching rules are written against.
+
+The resolver only ever asks these questions and makes these changes. The per-listen
+path answers them with SQL against Koito's tables; the bulk path answers them from an
+in-memory slice of the catalog and writes the changes in bulk afterwards. Both therefore
+run the very same rules.
+
+Lookups follow Koito's queries: names and titles compare exactly (case-sensitive) and
+against *any* alias for artists but only the *primary* title for albums and tracks;
+where several rows match, the lowest id wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Artist:
+    id: int
+    name: str
+    mbid: str | None = None
+    #: Every alias, primary included (Koito's "already in the list" check uses them all).
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Album:
+    id: int
+    title: str
+    mbid: str | None = None
+
+
+@dataclass(slots=True)
+class Track:
+    id: int
+    title: str
+    album_id: int
+    mbid: str | None = None
+    duration: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What one listen resolved to; ``artist_ids[0]`` is the primary artist."""
+
+    artist_ids: tuple[int, ...]
+    album_id: int
+    track_id: int
+
+
+class Catalog(Protocol):
+    """Questions and changes the matching rules need, and nothing else."""
+
+    def artist_by_mbid(self, mbid: str) -> Artist | None: ...
+
+    def artist_by_name(self, name: str) -> Artist | None: ...
+
+    def create_artist(
+        self, name: str, mbid: str = "", aliases: Sequence[str] = (), image_url: str = ""
+    ) -> Artist:
+        """New artist, primary alias ``name`` ("Canonical"), others as "MusicBrainz"."""
+        ...
+
+    def set_artist_mbid(self, artist: Artist, mbid: str) -> None: ...
+
+    def forget_lookups_for_artist(self, artist_id: int) -> None:
+        """Drop cached resolutions that involve this artist (its MBID was replaced)."""
+        ...
+
+    def album_by_mbid(self, mbid: str) -> Album | None: ...
+
+    def album_by_title(self, title: str, artist_id: int) -> Album | None: ...
+
+    def create_album(
+        self,
+        title: str,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        aliases: Sequence[str] = (),
+        various_artists: bool = False,
+        image_url: str = "",
+    ) -> Album:
+        """New album linked to ``artist_ids`` (the first as primary)."""
+        ...
+
+    def set_album_mbid(self, album: Album, mbid: str) -> None: ...
+
+    def link_album_artists(self, album_id: int, artist_ids: Sequence[int]) -> None:
+        """Link artists to an album (not primary), ignoring links that exist."""
+        ...
+
+    def track_by_mbid(self, mbid: str) -> Track | None: ...
+
+    def track_by_info(self, title: str, album_id: int, artist_ids: Sequence[int]) -> Track | None:
+        """Track with this primary title on this album linked to *every* given artist.
+
+        Koito compares the count of distinct linked artists with the length of the list,
+        so a list with a repeated id never matches; implementations must keep that.
+        """
+        ...
+
+    def create_track(
+        self,
+        title: str,
+        album_id: int,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        duration: int = 0,
+        aliases: Sequence[str] = (),
+    ) -> Track:
+        """New track linked to its artists (first primary) and them to its album."""
+        ...
+
+    def set_track_mbid(self, track: Track, mbid: str) -> None: ...
+
+    def set_track_duration(self, track: Track, duration: int) -> None: ...
