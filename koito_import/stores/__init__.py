@@ -1,0 +1,37 @@
+"""Choosing and opening a storage backend from a ``--db`` target.
+
+``postgres://`` / ``postgresql://`` URLs open PostgreSQL; ``sqlite:///PATH`` or a plain
+path open (or create) a Koito SQLite file. Without a target, ``KOITO_DATABASE_URL`` (the
+variable Koito itself reads) is used, then ``./koito.db``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from koito_import.stores.base import CatalogCounts, SqlCatalog, Store
+
+DEFAULT_SQLITE_PATH = "koito.db"
+
+__all__ = ["DEFAULT_SQLITE_PATH", "CatalogCounts", "SqlCatalog", "Store", "open_store", "resolve_target"]
+
+
+def resolve_target(target: str | None) -> str:
+    """The effective target: the argument, else KOITO_DATABASE_URL, else ./koito.db."""
+    return target or os.environ.get("KOITO_DATABASE_URL") or DEFAULT_SQLITE_PATH
+
+
+def open_store(target: str | None = None) -> Store:
+    """Open the database, creating Koito's schema if it is empty (see ``schema``)."""
+    target = resolve_target(target)
+    if target.startswith(("postgres://", "postgresql://")):
+        from koito_import.stores.postgres import PostgresStore
+
+        return PostgresStore(target)
+    from koito_import.stores.sqlite import SqliteStore
+
+    if target.startswith("sqlite:///"):
+        target = target[len("sqlite:///") :] or DEFAULT_SQLITE_PATH
+    elif target.startswith("sqlite://"):
+        target = target[len("sqlite://") :] or DEFAULT_SQLITE_PATH
+    return SqliteStore(target)

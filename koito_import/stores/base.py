@@ -1,0 +1,314 @@
+"""What both storage backends share: the store interface and the SQL-backed catalog.
+
+SQL here is written once, in the common subset of SQLite and PostgreSQL (``?``
+placeholders are rewritten to ``%s`` for psycopg; ``ON CONFLICT DO NOTHING`` and
+``RETURNING`` exist in both). The few real differences — how a listen's timestamp is
+stored, how a MBID comes back — are the dialect's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from koito_import.catalog import Album, Artist, Resolved, Track
+
+#: Alias sources Koito writes.
+CANONICAL = "Canonical"
+MUSICBRAINZ = "MusicBrainz"
+IMPORT = "Import"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogCounts:
+    artists: int
+    albums: int
+    tracks: int
+    listens: int
+
+
+class Store(ABC):
+    """A Koito database: its connection, transactions and the listen/lookup tables."""
+
+    #: "sqlite" or "postgresql".
+    dialect: str
+    #: How to name the database in messages (a path, or a URL without password).
+    display_name: str
+    #: True when this run created Koito's schema in an empty database.
+    created: bool = False
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders) and return the cursor."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """All-or-nothing: commit on success, roll back on any exception."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    #: SQL for a listen's time parameter (SQLite stores unix seconds, PostgreSQL timestamptz).
+    listen_time_sql = "?"
+
+    def catalog(self) -> SqlCatalog:
+        return SqlCatalog(self)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- listens and the lookup cache -------------------------------------------------
+
+    def insert_listen(self, track_id: int, time: int, client: str, user_id: int) -> bool:
+        """Insert one listen; False when it already exists (same track and second)."""
+        cur = self.execute(
+            "INSERT INTO listens (track_id, listened_at, user_id, client) "
+            f"VALUES (?, {self.listen_time_sql}, ?, ?) ON CONFLICT DO NOTHING",
+            (track_id, time, user_id, client),
+        )
+        return cur.rowcount == 1
+
+    def lookup_get(self, key: str) -> Resolved | None:
+        row = self.execute(
+            "SELECT artist_id, album_id, track_id FROM track_lookup WHERE lookup_key = ?",
+            (key,),
+        ).fetchone()
+        return None if row is None else Resolved((row[0],), row[1], row[2])
+
+    def lookup_put(self, key: str, resolved: Resolved) -> None:
+        self.execute(
+            "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
+            "artist_id = excluded.artist_id, album_id = excluded.album_id, "
+            "track_id = excluded.track_id",
+            (key, resolved.artist_ids[0], resolved.album_id, resolved.track_id),
+        )
+
+    def lookup_clear(self) -> int:
+        """Empty the lookup cache; returns how many rows it held."""
+        with self.transaction():
+            return self.execute("DELETE FROM track_lookup").rowcount
+
+    def counts(self) -> CatalogCounts:
+        one = lambda sql: self.execute(sql).fetchone()[0]  # noqa: E731
+        return CatalogCounts(
+            artists=one("SELECT count(*) FROM artists"),
+            albums=one("SELECT count(*) FROM releases"),
+            tracks=one("SELECT count(*) FROM tracks"),
+            listens=one("SELECT count(*) FROM listens"),
+        )
+
+
+def _mbid(value: Any) -> str | None:
+    """MBIDs come back as str (SQLite) or uuid.UUID (PostgreSQL); compare them as str."""
+    return None if value is None else str(value)
+
+
+def _image(url: str) -> tuple[str | None, str | None]:
+    """Koito stores a fresh image id for an http(s) image URL and keeps any URL as source."""
+    image = str(uuid.uuid4()) if url.startswith("http") else None
+    return image, (url or None)
+
+
+class SqlCatalog:
+    """The resolver's ``Catalog`` answered with queries: the per-listen path."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._q = store.execute
+
+    # artists
+
+    def _artist(self, artist_id: int | None) -> Artist | None:
+        if artist_id is None:
+            return None
+        rows = self._q(
+            "SELECT a.musicbrainz_id, aa.alias, aa.is_primary FROM artists a "
+            "JOIN artist_aliases aa ON aa.artist_id = a.id WHERE a.id = ?",
+            (artist_id,),
+        ).fetchall()
+        primary = [r[1] for r in rows if r[2]]
+        if not primary:
+            return None  # Koito's queries only see artists that have a primary alias
+        return Artist(artist_id, primary[0], _mbid(rows[0][0]), [r[1] for r in rows])
+
+    def artist_by_mbid(self, mbid: str) -> Artist | None:
+        row = self._q("SELECT min(id) FROM artists WHERE musicbrainz_id = ?", (mbid,)).fetchone()
+        return self._artist(row[0])
+
+    def artist_by_name(self, name: str) -> Artist | None:
+        row = self._q(
+            "SELECT min(artist_id) FROM artist_aliases WHERE alias = ?", (name,)
+        ).fetchone()
+        return self._artist(row[0])
+
+    def create_artist(
+        self, name: str, mbid: str = "", aliases: Sequence[str] = (), image_url: str = ""
+    ) -> Artist:
+        image, source = _image(image_url)
+        (artist_id,) = self._q(
+            "INSERT INTO artists (musicbrainz_id, image, image_source) VALUES (?, ?, ?) "
+            "RETURNING id",
+            (mbid or None, image, source),
+        ).fetchone()
+        self._aliases("artist_aliases", "artist_id", artist_id, name, aliases, MUSICBRAINZ)
+        return Artist(artist_id, name, mbid or None, _unique([name, *aliases]))
+
+    def set_artist_mbid(self, artist: Artist, mbid: str) -> None:
+        self._q("UPDATE artists SET musicbrainz_id = ? WHERE id = ?", (mbid, artist.id))
+        artist.mbid = mbid
+
+    def forget_lookups_for_artist(self, artist_id: int) -> None:
+        self._q(
+            "DELETE FROM track_lookup WHERE track_id IN "
+            "(SELECT track_id FROM artist_tracks WHERE artist_id = ?)",
+            (artist_id,),
+        )
+
+    # albums
+
+    _ALBUM = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
+
+    def album_by_mbid(self, mbid: str) -> Album | None:
+        row = self._q(
+            self._ALBUM + "WHERE r.musicbrainz_id = ? ORDER BY r.id LIMIT 1", (mbid,)
+        ).fetchone()
+        return None if row is None else Album(row[0], row[1], _mbid(row[2]))
+
+    def album_by_title(self, title: str, artist_id: int) -> Album | None:
+        row = self._q(
+            self._ALBUM + "JOIN artist_releases ar ON ar.release_id = r.id "
+            "WHERE r.title = ? AND ar.artist_id = ? ORDER BY r.id LIMIT 1",
+            (title, artist_id),
+        ).fetchone()
+        return None if row is None else Album(row[0], row[1], _mbid(row[2]))
+
+    def create_album(
+        self,
+        title: str,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        aliases: Sequence[str] = (),
+        various_artists: bool = False,
+        image_url: str = "",
+    ) -> Album:
+        image, source = _image(image_url)
+        (album_id,) = self._q(
+            "INSERT INTO releases (musicbrainz_id, various_artists, image, image_source) "
+            "VALUES (?, ?, ?, ?) RETURNING id",
+            (mbid or None, various_artists, image, source),
+        ).fetchone()
+        self._store.executemany(
+            "INSERT INTO artist_releases (artist_id, release_id, is_primary) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(a, album_id, i == 0) for i, a in enumerate(artist_ids)],
+        )
+        self._aliases("release_aliases", "release_id", album_id, title, aliases, MUSICBRAINZ)
+        return Album(album_id, title, mbid or None)
+
+    def set_album_mbid(self, album: Album, mbid: str) -> None:
+        self._q("UPDATE releases SET musicbrainz_id = ? WHERE id = ?", (mbid, album.id))
+        album.mbid = mbid
+
+    def link_album_artists(self, album_id: int, artist_ids: Sequence[int]) -> None:
+        self._store.executemany(
+            "INSERT INTO artist_releases (artist_id, release_id, is_primary) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(a, album_id, False) for a in artist_ids],
+        )
+
+    # tracks
+
+    _TRACK = "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
+
+    @staticmethod
+    def _track(row: Sequence[Any] | None) -> Track | None:
+        return None if row is None else Track(row[0], row[1], row[2], _mbid(row[3]), row[4])
+
+    def track_by_mbid(self, mbid: str) -> Track | None:
+        return self._track(
+            self._q(self._TRACK + "WHERE t.musicbrainz_id = ? ORDER BY t.id LIMIT 1", (mbid,)).fetchone()
+        )
+
+    def track_by_info(self, title: str, album_id: int, artist_ids: Sequence[int]) -> Track | None:
+        marks = ", ".join("?" * len(artist_ids))
+        return self._track(
+            self._q(
+                self._TRACK + "JOIN artist_tracks at2 ON at2.track_id = t.id "
+                f"WHERE t.title = ? AND t.release_id = ? AND at2.artist_id IN ({marks}) "
+                "GROUP BY t.id, t.title, t.release_id, t.musicbrainz_id, t.duration "
+                "HAVING count(DISTINCT at2.artist_id) = ? ORDER BY t.id LIMIT 1",
+                (title, album_id, *artist_ids, len(artist_ids)),
+            ).fetchone()
+        )
+
+    def create_track(
+        self,
+        title: str,
+        album_id: int,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        duration: int = 0,
+        aliases: Sequence[str] = (),
+    ) -> Track:
+        (track_id,) = self._q(
+            "INSERT INTO tracks (musicbrainz_id, release_id, duration) VALUES (?, ?, ?) "
+            "RETURNING id",
+            (mbid or None, album_id, duration),
+        ).fetchone()
+        self._store.executemany(
+            "INSERT INTO artist_tracks (artist_id, track_id, is_primary) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(a, track_id, i == 0) for i, a in enumerate(artist_ids)],
+        )
+        self.link_album_artists(album_id, artist_ids)
+        self._aliases("track_aliases", "track_id", track_id, title, aliases, IMPORT)
+        return Track(track_id, title, album_id, mbid or None, duration)
+
+    def set_track_mbid(self, track: Track, mbid: str) -> None:
+        self._q("UPDATE tracks SET musicbrainz_id = ? WHERE id = ?", (mbid, track.id))
+        track.mbid = mbid
+
+    def set_track_duration(self, track: Track, duration: int) -> None:
+        self._q("UPDATE tracks SET duration = ? WHERE id = ?", (duration, track.id))
+        track.duration = duration
+
+    # shared
+
+    def _aliases(
+        self,
+        table: str,
+        id_column: str,
+        entity_id: int,
+        primary: str,
+        others: Sequence[str],
+        source: str,
+    ) -> None:
+        rows = [(entity_id, primary, CANONICAL, True)]
+        rows += [(entity_id, a, source, False) for a in _unique(others) if a != primary]
+        self._store.executemany(
+            f"INSERT INTO {table} ({id_column}, alias, source, is_primary) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def _unique(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def iter_rows(cursor: Any, size: int = 10_000) -> Iterator[Sequence[Any]]:
+    """Stream a large result without holding it all."""
+    while rows := cursor.fetchmany(size):
+        yield from rows

@@ -1,0 +1,69 @@
+"""A Koito PostgreSQL database (Koito's backend until 2026-04), through psycopg 3.
+
+Plain SQL only — no server-side functions of our own, no assumption of a local server —
+so the same code runs against a distributed PostgreSQL. The connection is in autocommit
+mode; ``transaction()`` opens a real transaction when the work needs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from koito_import import schema
+from koito_import.errors import DatabaseError
+from koito_import.stores.base import Store
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL database"
+    info.pop("password", None)
+    host = info.get("host", "localhost")
+    return f"postgresql://{info.get('user', '')}@{host}/{info.get('dbname', '')}"
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+    listen_time_sql = "to_timestamp(?)"
+
+    def __init__(self, url: str) -> None:
+        self.display_name = _redact(url)
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseError(f"cannot connect to {self.display_name}: {first}") from exc
+        try:
+            self.created = schema.prepare_postgres(self.conn) == "created"
+        except BaseException:
+            self.conn.close()
+            raise
+        self._sql: dict[str, str] = {}
+
+    def _pg(self, sql: str) -> str:
+        converted = self._sql.get(sql)
+        if converted is None:
+            converted = self._sql[sql] = sql.replace("?", "%s")
+        return converted
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.conn.execute(self._pg(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(self._pg(sql), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def close(self) -> None:
+        self.conn.close()
