@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
@@ -21,10 +22,20 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _with_dbname(url: str, dbname: str) -> str:
-    """Point a libpq URL at another database on the same server."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
+    """A ``postgresql://`` URL for another database on the same server (what --db takes)."""
+    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(url).items()}
+    info.pop("dbname", None)
+    user, password = info.pop("user", ""), info.pop("password", "")
+    host, port = info.pop("host", ""), info.pop("port", "")
+    netloc = ""
+    if user:
+        netloc = quote(user) + (":" + quote(password) if password else "") + "@"
+    if host and not host.startswith("/"):
+        netloc += host + (f":{port}" if port else "")
+    else:
+        info.update({k: v for k, v in (("host", host), ("port", port)) if v})
+    query = "?" + urlencode(info) if info else ""
+    return f"postgresql://{netloc}/{quote(dbname)}{query}"
 
 
 @pytest.fixture(scope="session")

@@ -101,9 +101,16 @@ def test_default_separator_splits_artist_string(store: Store) -> None:
 
 
 def test_custom_separator_setting(store: Store) -> None:
-    settings = MatchSettings.from_value(r"\s*&\s*;;\s*/\s*")
+    settings = MatchSettings.from_value(r"\s*(?:&|/)\s*")
     submit_listen(store, Listen(artist="A & B / C", title="T", time=1), settings)
     assert artist_names(store) == ["A", "B", "C"]
+
+
+def test_each_separator_pattern_splits_the_whole_string(store: Store) -> None:
+    # Koito applies every ';;'-separated pattern to the full artist string on its own.
+    settings = MatchSettings.from_value(r"\s*&\s*;;\s*/\s*")
+    submit_listen(store, Listen(artist="A & B / C", title="T", time=1), settings)
+    assert artist_names(store) == ["A", "B / C", "A & B", "C"]
 
 
 def test_artist_found_by_any_alias_lowest_id_wins(store: Store) -> None:

@@ -1,0 +1,330 @@
+"""The ``koito-import`` command line.
+
+Every failure a user can cause or fix is a ``KoitoImportError`` and ends as one line on
+stderr with a documented exit code; a traceback appears only with ``--debug`` (or
+``KOITO_IMPORT_DEBUG=1``). Exit codes:
+
+    0   success
+    1   an input file is missing, unreadable, malformed, or yields no importable listen
+    2   usage error (bad option or value)
+    3   the database cannot be opened or a write failed (nothing half-written)
+    4   the database is not empty and not a Koito database this version knows
+    70  internal error (a bug: please report it with the --debug output)
+    130 interrupted
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.exceptions import TyperException
+
+from koito_import import __version__, _normalize
+from koito_import.errors import KoitoImportError, UsageError
+from koito_import.listen import Listen
+from koito_import.settings import SEPARATORS_ENV, MatchSettings
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="koito-import",
+    help="Import a whole listening history into Koito in seconds, exactly as Koito would.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+cache_app = typer.Typer(help="Manage koito-import's lookup cache (table track_lookup).")
+app.add_typer(cache_app, name="cache")
+
+_state = {"debug": bool(os.environ.get("KOITO_IMPORT_DEBUG"))}
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="KOITO_DATABASE_URL",
+        help="Target database: a Koito SQLite file (PATH or sqlite:///PATH) or a "
+        "postgresql:// URL. Created with Koito's schema when empty. [default: ./koito.db]",
+        show_default=False,
+    ),
+]
+SeparatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--artist-separator",
+        envvar=SEPARATORS_ENV,
+        help="Regex(es) splitting an artist string into artists, ';;'-separated, as Koito's "
+        "KOITO_ARTIST_SEPARATORS_REGEX. [default: \\s+·\\s+]",
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"koito-import {__version__} (normalize: {_normalize.__impl__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="KOITO_IMPORT_DEBUG", help="Show tracebacks for errors."),
+    ] = False,
+) -> None:
+    _state["debug"] = _state["debug"] or debug
+
+
+def parse_time(value: str) -> int:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--time {value!r} is neither unix seconds nor an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+@app.command()
+def submit(
+    artist: Annotated[str, typer.Option("--artist", help="Artist string, parsed as Koito does.")],
+    track: Annotated[str, typer.Option("--track", help="Track title.")],
+    album: Annotated[str, typer.Option("--album", help="Album title (default: the track title).")] = "",
+    time: Annotated[
+        str | None, typer.Option("--time", help="Unix seconds or ISO 8601. [default: now]")
+    ] = None,
+    duration: Annotated[int, typer.Option("--duration", min=0, help="Track length, seconds.")] = 0,
+    client: Annotated[str, typer.Option("--client", help="Client name stored with the listen.")] = "koito-import",
+    recording_mbid: Annotated[str, typer.Option("--recording-mbid", help="MusicBrainz recording id.")] = "",
+    release_mbid: Annotated[str, typer.Option("--release-mbid", help="MusicBrainz release id.")] = "",
+    db: DbOption = None,
+    artist_separator: SeparatorOption = None,
+) -> None:
+    """Submit one listen through the live path (lookup cache, then Koito's matching)."""
+    from koito_import.mbid import parse_mbid
+    from koito_import.stores import open_store
+    from koito_import.submit import submit_listen
+
+    when = parse_time(time) if time else int(datetime.now(timezone.utc).timestamp())
+    mbids = {}
+    for flag, raw in (("--recording-mbid", recording_mbid), ("--release-mbid", release_mbid)):
+        if raw and not parse_mbid(raw):
+            raise UsageError(f"{flag} {raw!r} is not a MusicBrainz id (a UUID)")
+        mbids[flag] = parse_mbid(raw)
+    listen = Listen(
+        artist=artist,
+        title=track,
+        time=when,
+        album=album,
+        duration=duration,
+        client=client,
+        recording_mbid=mbids["--recording-mbid"],
+        release_mbid=mbids["--release-mbid"],
+    )
+    settings = MatchSettings.from_value(artist_separator)
+    with open_store(db) as store:
+        try:
+            result = submit_listen(store, listen, settings)
+        except KoitoImportError as exc:
+            raise UsageError(f"listen not imported: {exc}") from exc
+    state = "new listen" if result.inserted else "already present"
+    via = "lookup cache" if result.cache_hit else "full match"
+    typer.echo(f"{store.display_name}: track {result.resolved.track_id} ({state}, {via})")
+
+
+FilesArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Export files, imported in the order given (a Spotify export is many files).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def run(
+    files: FilesArgument,
+    plugin: Annotated[
+        str | None,
+        typer.Option("--plugin", "-p", help="Read every file with this plugin (see `plugins`). "
+                     "[default: detect from content, then file name]", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", envvar="KOITO_IMPORT_AFTER_UNIX",
+                     help="Skip listens before this time (unix seconds or ISO 8601).", show_default=False),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", envvar="KOITO_IMPORT_BEFORE_UNIX",
+                     help="Skip listens after this time (unix seconds or ISO 8601).", show_default=False),
+    ] = None,
+    artist_separator: SeparatorOption = None,
+    spotify_min_seconds: Annotated[
+        int | None,
+        typer.Option("--spotify-min-seconds", min=0,
+                     help="Spotify: keep plays of at least this many seconds instead of Koito's "
+                     "'trackdone only' rule (30 is Spotify's own count rule).", show_default=False),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="bulk (fast) or per-listen (Koito's path, listen by listen).")
+    ] = "bulk",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, match and report; write nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
+) -> None:
+    """Import export files into a Koito database (by default ./koito.db)."""
+    import orjson
+
+    from koito_import import plugins
+    from koito_import.pipeline import ImportOptions, run_import
+    from koito_import.progress import listen_progress, print_summary
+    from koito_import.stores import open_store, resolve_target
+
+    if mode not in ("bulk", "per-listen"):
+        raise UsageError(f"--mode must be 'bulk' or 'per-listen', not {mode!r}")
+    if plugin is not None:
+        plugins.require(plugin)
+    options = ImportOptions(
+        plugin=plugin,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        settings=MatchSettings.from_value(artist_separator),
+        parse_options=plugins.ParseOptions(
+            spotify_min_ms=None if spotify_min_seconds is None else spotify_min_seconds * 1000
+        ),
+        mode=mode,  # type: ignore[arg-type]
+        dry_run=dry_run,
+    )
+    target = resolve_target(db)
+    with _dry_run_target(target, dry_run) as effective, open_store(effective) as store:
+        with listen_progress(not quiet) as progress:
+            summary = run_import(store, files, options, progress)
+    if dry_run:
+        summary.database = target
+    if json_out:
+        typer.echo(orjson.dumps(summary.as_dict()).decode())
+    elif not quiet:
+        print_summary(summary)
+
+
+@contextmanager
+def _dry_run_target(target: str, dry_run: bool) -> Iterator[str]:
+    """A dry run must not even create a database: use a scratch copy for a missing file."""
+    if not dry_run or target.startswith(("postgres://", "postgresql://", "sqlite:")):
+        yield target
+        return
+    path = Path(target)
+    with tempfile.TemporaryDirectory(prefix="koito-import-dry-") as tmp:
+        scratch = Path(tmp) / "koito.db"
+        if path.exists():
+            shutil.copyfile(path, scratch)
+        yield str(scratch)
+
+
+@app.command()
+def detect(files: FilesArgument) -> None:
+    """Say which plugin would read each file, and how sure it is."""
+    from koito_import import plugins
+
+    for path in files:
+        name, confidence = plugins.detect(path)
+        typer.echo(f"{path}: {name} (confidence {confidence})")
+
+
+@app.command("plugins")
+def list_plugins(
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the installed importer plugins: name, package, version, formats."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from koito_import import plugins
+
+    rows = plugins.list_plugins()
+    if json_out:
+        typer.echo(orjson.dumps([_plugin_dict(p) for p in rows]).decode())
+        return
+    table = Table()
+    for col in ("name", "package", "version", "formats", "file patterns"):
+        table.add_column(col)
+    for p in rows:
+        d = _plugin_dict(p)
+        table.add_row(d["name"], d["package"], d["version"], ", ".join(d["formats"]), ", ".join(d["patterns"]))
+    Console(highlight=False).print(table)
+
+
+def _plugin_dict(p: Any) -> dict[str, Any]:
+    get = p.get if isinstance(p, dict) else lambda k, d=None: getattr(p, k, d)
+    return {
+        "name": get("name"),
+        "package": get("package") or "",
+        "version": get("version") or "",
+        "formats": list(get("formats") or ()),
+        "patterns": list(get("patterns") or ()),
+    }
+
+
+@cache_app.command("clear")
+def cache_clear(db: DbOption = None) -> None:
+    """Empty the lookup cache; the next listens are matched in full again."""
+    from koito_import.stores import open_store
+
+    with open_store(db) as store:
+        removed = store.lookup_clear()
+    typer.echo(f"{store.display_name}: removed {removed} lookup rows")
+
+
+def _report(exc: BaseException, message: str) -> None:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    typer.echo(f"koito-import: error: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the app and turn every failure into a message and an exit code."""
+    try:
+        app(args=argv, prog_name="koito-import", standalone_mode=False)
+    except typer.Exit as exc:
+        return sys.exit(exc.exit_code)
+    except TyperException as exc:  # usage errors found by the option parser
+        exc.show()
+        return sys.exit(getattr(exc, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        _report(exc, "interrupted")
+        return sys.exit(EXIT_INTERRUPTED)
+    except KoitoImportError as exc:
+        _report(exc, str(exc))
+        return sys.exit(exc.exit_code)
+    except Exception as exc:
+        _report(exc, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        return sys.exit(EXIT_INTERNAL)
+    return sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,204 @@
+"""One import run: files -> plugin parse -> window -> write -> summary.
+
+Data flows one way. Plugins only parse; the import window and the skip accounting are
+format-independent and live here; writing is either the bulk path (default) or the
+per-listen reference path (Koito's SubmitListen, listen by listen).
+
+Atomicity is per file: everything one file contributes is written in one transaction,
+so a file that turns out to be truncated or corrupt halfway leaves nothing behind.
+Files are processed in the order given (matching depends on order).
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from koito_import import plugins
+from koito_import.errors import InputError, InvalidListen
+from koito_import.listen import Listen
+from koito_import.settings import MatchSettings
+from koito_import.stores import Store
+from koito_import.submit import submit_listen
+
+Mode = Literal["bulk", "per-listen"]
+
+
+@dataclass
+class ImportOptions:
+    plugin: str | None = None
+    since: int | None = None
+    until: int | None = None
+    settings: MatchSettings = field(default_factory=MatchSettings)
+    parse_options: plugins.ParseOptions = field(default_factory=plugins.ParseOptions)
+    mode: Mode = "bulk"
+    dry_run: bool = False
+
+
+@dataclass
+class FileReport:
+    path: str
+    plugin: str
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    inserted: int = 0
+    already_present: int = 0
+    new_artists: int = 0
+    new_albums: int = 0
+    new_tracks: int = 0
+
+
+@dataclass
+class RunSummary:
+    database: str
+    mode: Mode
+    dry_run: bool
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(f, name) for f in self.files)
+
+    @property
+    def skipped(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for f in self.files:
+            out.update(f.skipped)
+        return out
+
+    @property
+    def listens_per_second(self) -> float:
+        return self.total("read") / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "database": self.database,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "files": [
+                {
+                    "path": f.path,
+                    "plugin": f.plugin,
+                    "read": f.read,
+                    "skipped": dict(f.skipped),
+                    "duplicates": f.duplicates,
+                    "inserted": f.inserted,
+                    "already_present": f.already_present,
+                }
+                for f in self.files
+            ],
+            "read": self.total("read"),
+            "skipped": dict(self.skipped),
+            "duplicates": self.total("duplicates"),
+            "inserted": self.total("inserted"),
+            "already_present": self.total("already_present"),
+            "new_artists": self.total("new_artists"),
+            "new_albums": self.total("new_albums"),
+            "new_tracks": self.total("new_tracks"),
+            "seconds": round(self.seconds, 3),
+            "listens_per_second": round(self.listens_per_second, 1),
+        }
+
+
+class _Rollback(Exception):
+    """Raised inside a dry run's transaction so that nothing it wrote stays."""
+
+
+def _listens(
+    report: FileReport, items: Iterable[Listen | plugins.Skip], options: ImportOptions
+) -> Iterator[Listen]:
+    """Count what the plugin skipped and what falls outside the window; pass the rest."""
+    since, until = options.since, options.until
+    for item in items:
+        report.read += 1
+        if isinstance(item, plugins.Skip):
+            report.skipped[item.reason] += 1
+        elif (since is not None and item.time < since) or (until is not None and item.time > until):
+            report.skipped["outside_window"] += 1
+        else:
+            yield item
+
+
+def _write_per_listen(
+    store: Store, listens: Iterable[Listen], report: FileReport, options: ImportOptions,
+    progress: Callable[[int], None],
+) -> None:
+    for n, listen in enumerate(listens, 1):
+        try:
+            result = submit_listen(store, listen, options.settings)
+        except InvalidListen as exc:
+            report.skipped[exc.reason] += 1
+        else:
+            if result.inserted:
+                report.inserted += 1
+            else:
+                report.already_present += 1
+        if n % 1000 == 0:
+            progress(report.read)
+
+
+def _write_bulk(
+    store: Store, listens: Iterable[Listen], report: FileReport, options: ImportOptions,
+    progress: Callable[[int], None],
+) -> None:
+    from koito_import.bulk import BulkSubmitter
+
+    result = BulkSubmitter(store, options.settings, progress=lambda _n: progress(report.read)).run(
+        listens
+    )
+    report.skipped.update(result.skipped)
+    report.duplicates += result.duplicates
+    report.inserted += result.inserted
+    report.already_present += result.already_present
+
+
+def import_file(
+    store: Store, path: Path, options: ImportOptions, progress: Callable[[int], None] = lambda n: None
+) -> FileReport:
+    """Import one file in one transaction; raises InputError and writes nothing if it is bad."""
+    name = options.plugin or plugins.detect(path)[0]
+    report = FileReport(str(path), name)
+    listens = _listens(report, plugins.parse(path, name, options.parse_options), options)
+    write = _write_bulk if options.mode == "bulk" else _write_per_listen
+    before = store.counts()
+    try:
+        with store.transaction():
+            write(store, listens, report, options, progress)
+            after = store.counts()
+            report.new_artists = after.artists - before.artists
+            report.new_albums = after.albums - before.albums
+            report.new_tracks = after.tracks - before.tracks
+            if report.inserted + report.already_present == 0:
+                reasons = ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()) or "it is empty"
+                raise InputError(
+                    str(path), "", f"no importable listen in this file ({report.read} items read; {reasons})"
+                )
+            if options.dry_run:
+                raise _Rollback
+    except _Rollback:
+        pass
+    progress(report.read)
+    return report
+
+
+def run_import(
+    store: Store,
+    paths: Iterable[Path],
+    options: ImportOptions,
+    progress: Callable[[int], None] = lambda n: None,
+) -> RunSummary:
+    """Import files in the order given; a bad file stops the run (files before it stay)."""
+    started = clock.perf_counter()
+    summary = RunSummary(store.display_name, options.mode, options.dry_run)
+    done = 0
+    for path in paths:
+        report = import_file(store, path, options, lambda n, base=done: progress(base + n))
+        summary.files.append(report)
+        done += report.read
+    summary.seconds = clock.perf_counter() - started
+    return summary

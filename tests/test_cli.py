@@ -1,0 +1,99 @@
+"""The command line as a user meets it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from koito_import import __version__
+from koito_import.cli import main
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err
+
+
+def test_version_names_the_normalize_implementation(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0
+    assert out.startswith(f"koito-import {__version__} (normalize: ")
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0
+    for command in ("run", "submit", "detect", "plugins", "cache"):
+        assert command in out
+
+
+def test_submit_twice_hits_the_cache(capsys: pytest.CaptureFixture[str], db_target: str) -> None:
+    args = ("submit", "--artist", "Aurora Lane", "--track", "Paper Boats", "--db", db_target)
+    code, out, err = cli(capsys, *args, "--time", "2025-01-01T10:00:00Z")
+    assert code == 0, err
+    assert "new listen, full match" in out
+    code, out, _ = cli(capsys, *args, "--time", "1735725600")  # the same second
+    assert "already present, lookup cache" in out
+    code, out, _ = cli(capsys, "cache", "clear", "--db", db_target)
+    assert code == 0 and "removed 1 lookup rows" in out
+
+
+def test_submit_invalid_listen_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "submit", "--artist", " ", "--track", "T", "--db", str(tmp_path / "k.db"))
+    assert code == 2
+    assert err.strip() == "koito-import: error: listen not imported: missing_artist"
+
+
+def test_bad_time_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = cli(
+        capsys, "submit", "--artist", "A", "--track", "T", "--time", "yesterday", "--db", str(tmp_path / "k.db")
+    )
+    assert code == 2
+    assert "--time 'yesterday'" in err and "Traceback" not in err
+
+
+def test_foreign_sqlite_database_is_refused_untouched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    before = db.read_bytes()
+    code, _, err = cli(capsys, "submit", "--artist", "A", "--track", "T", "--db", str(db))
+    assert code == 4
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert db.read_bytes() == before
+
+
+def test_missing_folder_is_a_database_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "submit", "--artist", "A", "--track", "T", "--db", str(tmp_path / "no" / "k.db"))
+    assert code == 3
+    assert "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreachable_postgres_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"postgresql://nobody@/koito?host={tmp_path}&connect_timeout=2"
+    code, _, err = cli(capsys, "cache", "clear", "--db", url)
+    assert code == 3
+    assert err.startswith("koito-import: error: cannot connect to postgresql://nobody@")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = cli(
+        capsys, "--debug", "submit", "--artist", "A", "--track", "T", "--db", str(tmp_path / "no" / "k.db")
+    )
+    assert code == 3 and "Traceback" in err
+
+
+def test_database_url_from_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("KOITO_DATABASE_URL", f"sqlite:///{db}")
+    code, out, err = cli(capsys, "submit", "--artist", "A", "--track", "T")
+    assert code == 0, err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == 1
