@@ -79,7 +79,7 @@ def catalog_snapshot(store: Store) -> dict[str, list]:
         else "listened_at"
     )
     listens = [
-        (tracks[tid], ts, client, user)
+        (tracks[tid], ts, client or "", user)
         for tid, ts, client, user in _rows(
             store, f"SELECT track_id, {time_sql}, client, user_id FROM listens"
         )

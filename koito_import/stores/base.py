@@ -59,6 +59,12 @@ class Store(ABC):
     #: SQL for a listen's time parameter (SQLite stores unix seconds, PostgreSQL timestamptz).
     listen_time_sql = "?"
 
+    @staticmethod
+    def client_value(client: str) -> str | None:
+        """How an empty client is stored: '' on SQLite (NOT NULL DEFAULT ''), NULL on
+        PostgreSQL (Koito's PostgreSQL backend wrote NULL for it)."""
+        return client
+
     def catalog(self) -> SqlCatalog:
         return SqlCatalog(self)
 
@@ -75,7 +81,7 @@ class Store(ABC):
         cur = self.execute(
             "INSERT INTO listens (track_id, listened_at, user_id, client) "
             f"VALUES (?, {self.listen_time_sql}, ?, ?) ON CONFLICT DO NOTHING",
-            (track_id, time, user_id, client),
+            (track_id, time, user_id, self.client_value(client)),
         )
         return cur.rowcount == 1
 

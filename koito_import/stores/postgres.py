@@ -33,6 +33,10 @@ class PostgresStore(Store):
     dialect = "postgresql"
     listen_time_sql = "to_timestamp(?)"
 
+    @staticmethod
+    def client_value(client: str) -> str | None:
+        return client or None
+
     def __init__(self, url: str) -> None:
         self.display_name = _redact(url)
         try:
