@@ -1,0 +1,105 @@
+"""The plugin hooks of koito-import: how a package teaches it to read a new export format.
+
+An importer plugin is a Python module (or any object) with functions marked
+``@hookimpl`` and registered under the ``koito_import`` entry-point group; the five
+built-in importers (``maloja``, ``spotify``, ``lastfm``, ``listenbrainz``, ``koito``)
+are registered exactly the same way. A minimal third-party package::
+
+    # pyproject.toml
+    [project.entry-points.koito_import]
+    rockbox = "koito_import_rockbox"
+
+    # koito_import_rockbox.py
+    from koito_import.hookspecs import hookimpl
+    from koito_import.listen import Listen
+    from koito_import.records import PluginInfo, Skip
+
+    @hookimpl
+    def koito_import_describe():
+        return PluginInfo("rockbox", formats=("Rockbox playback log",),
+                          patterns=("playback*.log",))
+
+    @hookimpl
+    def koito_import_detect(path, head):
+        return 100 if head.startswith(b"# Rockbox playback log") else None
+
+    @hookimpl
+    def koito_import_parse(path, options):
+        with open(path, encoding="utf-8") as fp:
+            for number, line in enumerate(fp, 1):
+                ...
+                yield Listen(artist=..., title=..., time=..., client="rockbox")
+
+The entry-point name ("rockbox") is the plugin's name: what ``koito-import plugins``
+lists, what ``--plugin`` takes and what ``KOITO_IMPORT_LOAD_PLUGINS`` filters on. A
+third-party plugin registered under a built-in's name replaces that built-in.
+
+Plugins only parse. They never open a database, never match artists, and do not apply
+the import window (``--since``/``--until``): the pipeline does all of that, the same way
+for every format, so a plugin stays a small, testable function from a file to records.
+
+Hooks
+=====
+
+koito_import_describe()
+    Return a :class:`~koito_import.records.PluginInfo` (or a dict with the same keys):
+    ``name``, human-readable ``formats`` and file-name ``patterns`` (shell globs,
+    matched case-sensitively against the file's base name). ``koito-import plugins``
+    shows them; detection uses the patterns only to break a tie between plugins equally
+    sure of the content, or as a last resort when no plugin recognises the content.
+
+koito_import_detect(path, head)
+    Say how sure the plugin is that it can read ``path``: an int from 0 to 100, or
+    ``None`` for "not my format". ``head`` holds the file's first 64 KiB, so most
+    plugins never open the file; a plugin whose format is a container (a zip) may open
+    it to look at member names. Judge by content, not by the name — the host already
+    uses the patterns — and be cheap and quiet: an exception counts as ``None``.
+    Rough scale: 100 = unmistakable (the format's own marker or key set), 90 = the
+    structure and field names fit, 50 = plausible, below that = a guess.
+
+koito_import_parse(path, options)
+    Read ``path`` and return an iterator (usually a generator) of
+    :class:`~koito_import.listen.Listen` and :class:`~koito_import.records.Skip`
+    records, in file order — matching in Koito depends on order. Stream: a lifetime
+    export can be a gigabyte, so never hold the whole file or all listens (see
+    :mod:`koito_import.jsonstream`). Yield one ``Skip(reason, where)`` for every item
+    that does not become a listen, so that the summary adds up; raise
+    :class:`~koito_import.errors.InputError` (file, where, why) only when the file as
+    a whole cannot be read — missing, not the format, corrupt or truncated.
+    ``options`` is a :class:`~koito_import.records.ParseOptions`. The host calls this
+    hook of one plugin only: the one detection chose, or the one named by ``--plugin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from koito_import.listen import Listen
+    from koito_import.records import ParseOptions, PluginInfo, Skip
+
+#: The entry-point group and pluggy project name.
+PROJECT = "koito_import"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Mark a plugin's hook implementations with this.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def koito_import_describe() -> PluginInfo | Mapping[str, Any]:
+    """Describe the plugin: its name, the formats it reads and their usual file names."""
+
+
+@hookspec
+def koito_import_detect(path: Path, head: bytes) -> int | None:
+    """Return 0–100 for how sure the plugin is that it reads this file, None if it does not."""
+
+
+@hookspec(firstresult=True)
+def koito_import_parse(path: Path, options: ParseOptions) -> Iterator[Listen | Skip] | None:
+    """Stream the file's listens, and a Skip for each item that is not one, in file order."""

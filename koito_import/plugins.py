@@ -1,0 +1,370 @@
+"""The plugin host: find the importer plugins, pick one for a file, and run its parser.
+
+Plugins are found through one pluggy entry-point group, ``koito_import``; the built-in
+importers are listed there by koito-import's own packaging, exactly like a third-party
+package's (see :mod:`koito_import.hookspecs` for writing one). So that a source checkout
+works without ``pip install`` (no entry points), each built-in of
+:data:`BUILTIN_PLUGINS` is also registered by module name when no entry point of that
+name was loaded — an installed third-party plugin with a built-in's name therefore
+replaces the built-in.
+
+``KOITO_IMPORT_LOAD_PLUGINS`` (comma-separated plugin names) limits what is loaded,
+built-ins included; set to the empty string, it loads none.
+
+Detection (:func:`detect`) asks every plugin's ``koito_import_detect`` how sure it is
+from the file's content; the most confident wins. The file name comes second: among
+equally confident plugins the one whose ``patterns`` match the name wins, and when no
+plugin recognises the content at all, the first plugin whose patterns match the name is
+chosen with :data:`NAME_ONLY_CONFIDENCE` (so that a damaged file still reaches its
+importer and gets that importer's precise error). Built-in patterns encode Koito's own
+rule, checked in Koito's order: name contains ``Streaming_History_Audio`` → spotify,
+``maloja`` → maloja, ``recenttracks`` → lastfm, ``listenbrainz`` → listenbrainz,
+``koito`` → koito.
+
+Running one plugin (:func:`parse`): pluggy calls a hook on every registered plugin, so
+the host calls ``koito_import_parse`` through ``PluginManager.subset_hook_caller`` with
+every other plugin removed; the hook is ``firstresult`` so the call returns that one
+plugin's iterator. Detection and description, which need each plugin's own answer, call
+each plugin's hook implementation directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+import koito_import
+from koito_import import hookspecs
+from koito_import.errors import InputError, KoitoImportError, UsageError
+from koito_import.hookspecs import PROJECT, hookimpl
+from koito_import.jsonstream import read_head
+from koito_import.listen import Listen
+from koito_import.records import ParseOptions, PluginInfo, Skip
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENV_LOAD_PLUGINS",
+    "GROUP",
+    "NAME_ONLY_CONFIDENCE",
+    "ParseOptions",
+    "PluginInfo",
+    "PluginRecord",
+    "Skip",
+    "describe",
+    "detect",
+    "get_plugin_manager",
+    "hookimpl",
+    "import_builtin",
+    "list_plugins",
+    "make_plugin_manager",
+    "parse",
+    "plugin_names",
+    "require",
+]
+
+#: The entry-point group plugins register under.
+GROUP = PROJECT
+#: Environment variable: comma-separated names of the plugins to load ("" = none).
+ENV_LOAD_PLUGINS = "KOITO_IMPORT_LOAD_PLUGINS"
+#: The built-in importers, in Koito's file-name rule order (used to break name ties).
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "koito_import.importers.spotify",
+    "koito_import.importers.maloja",
+    "koito_import.importers.lastfm",
+    "koito_import.importers.listenbrainz",
+    "koito_import.importers.koito",
+)
+#: Confidence reported when only the file name pointed at a plugin.
+NAME_ONLY_CONFIDENCE = 10
+#: The distribution that provides the built-ins.
+DISTRIBUTION = "koito-import"
+
+_BUILTIN_NAMES = tuple(m.rsplit(".", 1)[1] for m in BUILTIN_PLUGINS)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRecord:
+    """One installed plugin, as ``koito-import plugins`` lists it."""
+
+    name: str
+    #: The distribution that provides it ("koito-import" for the built-ins, "" if unknown).
+    package: str
+    version: str
+    formats: tuple[str, ...]
+    patterns: tuple[str, ...]
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def _allowed_names() -> set[str] | None:
+    """The names KOITO_IMPORT_LOAD_PLUGINS allows, or None when it is not set (all)."""
+    value = os.environ.get(ENV_LOAD_PLUGINS)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _source_importers() -> ModuleType | None:
+    """Make ``koito_import.importers`` importable from a source checkout's ``plugins/``.
+
+    setup.py installs ``plugins/`` as ``koito_import.importers``; without installation
+    that package does not exist, so map it onto the directory beside ``koito_import/``.
+    """
+    root = Path(koito_import.__file__).resolve().parent.parent / "plugins"
+    init = root / "__init__.py"
+    if not init.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(
+        "koito_import.importers", init, submodule_search_locations=[str(root)]
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    koito_import.importers = module  # type: ignore[attr-defined]
+    return module
+
+
+def _ensure_importers() -> None:
+    """Make sure ``koito_import.importers`` imports (installed, or mapped onto the source)."""
+    try:
+        importlib.import_module("koito_import.importers")
+    except ModuleNotFoundError as exc:
+        if exc.name != "koito_import.importers" or _source_importers() is None:
+            raise
+
+
+def import_builtin(module_name: str) -> ModuleType:
+    """Import a built-in importer module, from the installed package or the source tree."""
+    _ensure_importers()
+    return importlib.import_module(module_name)
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A new plugin manager with the allowed entry-point plugins and built-ins registered.
+
+    A third-party plugin that fails to load is left out with a warning, so that one
+    broken package does not stop every import.
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    # Before the entry points: a source checkout run next to an installed copy must
+    # resolve the built-ins' entry points to its own plugins/ directory.
+    _ensure_importers()
+    allowed = _allowed_names()
+    try:
+        entry_points = importlib.metadata.entry_points(group=GROUP)
+    except Exception:  # pragma: no cover - broken metadata on the machine
+        entry_points = ()  # type: ignore[assignment]
+    for name in sorted({ep.name for ep in entry_points}):
+        if allowed is not None and name not in allowed:
+            continue
+        try:
+            pm.load_setuptools_entrypoints(GROUP, name=name)
+        except Exception as exc:
+            warnings.warn(f"koito-import plugin {name!r} could not be loaded: {exc}", stacklevel=2)
+    for module_name, name in zip(BUILTIN_PLUGINS, _BUILTIN_NAMES, strict=True):
+        if allowed is not None and name not in allowed:
+            continue
+        if pm.get_plugin(name) is not None or pm.is_blocked(name):
+            continue
+        pm.register(import_builtin(module_name), name=name)
+    return pm
+
+
+@functools.cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (built on first use; ``cache_clear()`` rebuilds)."""
+    return make_plugin_manager()
+
+
+def _pm(pm: pluggy.PluginManager | None) -> pluggy.PluginManager:
+    return get_plugin_manager() if pm is None else pm
+
+
+def plugin_names(pm: pluggy.PluginManager | None = None) -> list[str]:
+    """Names of the registered plugins: built-ins in Koito's order, then the others by name."""
+    names = [name for name, _plugin in _pm(pm).list_name_plugin()]
+    builtin = [n for n in _BUILTIN_NAMES if n in names]
+    return builtin + sorted(n for n in names if n not in _BUILTIN_NAMES)
+
+
+def require(name: str, pm: pluggy.PluginManager | None = None) -> None:
+    """Raise UsageError unless a plugin called ``name`` is installed and loaded."""
+    if _pm(pm).get_plugin(name) is None:
+        installed = ", ".join(plugin_names(pm)) or "none"
+        raise UsageError(f"unknown plugin {name!r} (installed: {installed})")
+
+
+# --- calling one plugin's hook -------------------------------------------------------------
+
+
+def _call_each(
+    pm: pluggy.PluginManager, hook_name: str, **kwargs: Any
+) -> Iterator[tuple[str, Any]]:
+    """Call ``hook_name`` of every plugin separately: ``(plugin name, result)``.
+
+    pluggy's normal hook call merges all results without saying whose they are;
+    detection needs to know. Arguments an implementation does not declare are not passed
+    (pluggy's own rule). A plugin whose hook raises is left out: one broken third-party
+    plugin must not stop detection or ``koito-import plugins``.
+    """
+    caller = getattr(pm.hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        try:
+            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except Exception:
+            continue
+        yield impl.plugin_name, result
+
+
+def describe(pm: pluggy.PluginManager | None = None) -> dict[str, PluginInfo]:
+    """Every plugin's ``koito_import_describe`` answer, by plugin name."""
+    pm = _pm(pm)
+    infos: dict[str, PluginInfo] = {}
+    for name, result in _call_each(pm, "koito_import_describe"):
+        if result is not None:
+            infos[name] = PluginInfo.coerce(result, name)
+    for name in plugin_names(pm):
+        infos.setdefault(name, PluginInfo(name))
+    return infos
+
+
+def _distributions(pm: pluggy.PluginManager) -> dict[int, tuple[str, str]]:
+    """id(plugin) -> (distribution name, version) for plugins loaded from entry points."""
+    out: dict[int, tuple[str, str]] = {}
+    for plugin, dist in pm.list_plugin_distinfo():
+        out[id(plugin)] = (dist.project_name, dist.version)
+    return out
+
+
+def _own_version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return koito_import.__version__
+
+
+def list_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginRecord]:
+    """The installed plugins with their package, version, formats and file patterns."""
+    pm = _pm(pm)
+    infos = describe(pm)
+    dists = _distributions(pm)
+    records = []
+    for name in plugin_names(pm):
+        plugin = pm.get_plugin(name)
+        package, version = dists.get(id(plugin), ("", ""))
+        module = getattr(plugin, "__name__", "")
+        if not package and isinstance(module, str) and module.startswith("koito_import.importers."):
+            package, version = DISTRIBUTION, _own_version()
+        info = infos[name]
+        records.append(PluginRecord(name, package, version, info.formats, info.patterns))
+    return records
+
+
+# --- detection ---------------------------------------------------------------------------
+
+
+def _name_matches(filename: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(filename, pattern) for pattern in patterns)
+
+
+def detect(
+    path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None
+) -> tuple[str, int]:
+    """Which plugin reads ``path``, and how sure it is (0-100).
+
+    Content first (highest confidence wins), then the file name (ties, and files no
+    plugin recognises). InputError when the file cannot be read or nothing matches.
+    """
+    pm = _pm(pm)
+    p = Path(path)
+    head = read_head(p)
+    order = plugin_names(pm)
+    rank = {name: i for i, name in enumerate(order)}
+    infos = describe(pm)
+    by_name = {name: _name_matches(p.name, infos[name].patterns) for name in order}
+
+    scores: dict[str, int] = {}
+    if head:
+        for name, result in _call_each(pm, "koito_import_detect", path=p, head=head):
+            if isinstance(result, bool) or not isinstance(result, (int, float)) or result <= 0:
+                continue
+            scores[name] = min(int(result), 100)
+    if scores:
+        best = max(scores, key=lambda n: (scores[n], by_name.get(n, False), -rank.get(n, 1 << 30)))
+        return best, scores[best]
+    for name in order:
+        if by_name[name]:
+            return name, NAME_ONLY_CONFIDENCE
+    installed = ", ".join(order) or "none"
+    if not head:
+        raise InputError(str(path), "", f"is empty (installed plugins: {installed})")
+    raise InputError(
+        str(path), "", f"not a format any installed plugin reads (installed: {installed})"
+    )
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def parse(
+    path: str | os.PathLike[str],
+    plugin_name: str,
+    options: ParseOptions | None = None,
+    pm: pluggy.PluginManager | None = None,
+) -> Iterator[Listen | Skip]:
+    """Stream the records of ``path`` as the plugin ``plugin_name`` reads them.
+
+    Checks eagerly (before the first record is asked for) that the plugin exists
+    (UsageError otherwise) and that the path is a readable file (InputError). Read
+    errors while streaming become InputError too.
+    """
+    pm = _pm(pm)
+    require(plugin_name, pm)
+    p = Path(path)
+    read_head(p, 0)  # missing file, directory, no permission -> InputError now
+    plugin = pm.get_plugin(plugin_name)
+    others = [other for other in pm.get_plugins() if other is not plugin]
+    caller = pm.subset_hook_caller("koito_import_parse", remove_plugins=others)
+    records = caller(path=p, options=ParseOptions() if options is None else options)
+    if records is None:
+        raise UsageError(f"plugin {plugin_name!r} does not parse files")
+    return _guarded(records, str(path), plugin_name)
+
+
+def _guarded(records: Iterable[Any], path: str, plugin_name: str) -> Iterator[Listen | Skip]:
+    """Pass records through, turning read failures into InputError and checking types."""
+    try:
+        for record in records:
+            if not isinstance(record, (Listen, Skip)):
+                raise TypeError(
+                    f"plugin {plugin_name!r} yielded {type(record).__name__}, not Listen or Skip"
+                )
+            yield record
+    except KoitoImportError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise InputError(path, "", f"corrupt zip file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"byte {exc.start}", f"not valid text: {exc.reason}") from None
+    except OSError as exc:
+        raise InputError(path, "", f"cannot be read: {exc.strerror or exc}") from None

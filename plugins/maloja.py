@@ -1,0 +1,179 @@
+"""Maloja exports: ``{"maloja": {...}, "scrobbles": [...]}``, or a bare list of scrobbles.
+
+Each scrobble is ``{"time": unix, "track": {"artists": [...], "title": ...,
+"album": {"albumtitle": ...} | null, "length": ...}, "duration": ..., "origin": ...}``.
+
+What Koito does, and so do we:
+
+- Maloja tends to list a featured artist first and the credit second
+  (``["feat", "main • feat"]``). The first artist string containing ``" • "`` moves to
+  the front; every string is split on ``" • "``; the pieces are de-duplicated ignoring
+  case (Go's ``strings.EqualFold``, first spelling kept). Those are the listen's artist
+  names; the artist string is the first string of the reordered list, unsplit.
+- An item with no artists, or an empty title, is skipped (``missing_artist`` /
+  ``missing_title``). So is one whose first artist is ``""`` — Koito's SubmitListen
+  refuses it and aborts the whole import; we skip only the item.
+- The album title comes from ``track.album.albumtitle`` (``album: null`` → none).
+- No duration is passed (Koito ignores ``length`` and ``duration``): 0.
+- The client is ``"maloja"``.
+
+Where we differ because Koito would refuse the whole file (it decodes all of it into Go
+structs first): a scrobble with a field of the wrong JSON type is skipped
+(``wrong_type``); one without a usable integer ``time`` is skipped (``bad_timestamp``)
+rather than imported at 1970-01-01 as Koito does for a missing time. The bare-list form
+(Maloja's API output) is read although Koito cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from koito_import.hookspecs import hookimpl
+from koito_import.jsonstream import ITEMS, first_byte, iter_items, peek_items, read_head
+from koito_import.listen import Listen
+from koito_import.records import (
+    ParseOptions,
+    PluginInfo,
+    Skip,
+    WrongType,
+    go_object,
+    go_str,
+    go_str_list,
+)
+
+CLIENT = "maloja"
+SEPARATOR = " \u2022 "  # " • "
+_INT64 = 1 << 63
+
+
+@hookimpl
+def koito_import_describe() -> PluginInfo:
+    """Maloja's export file, and its bare scrobble list."""
+    return PluginInfo(
+        name="maloja",
+        formats=("Maloja export (JSON)", "Maloja scrobble list (JSON array)"),
+        patterns=("*maloja*",),
+    )
+
+
+def _looks_like_scrobble(item: Any) -> bool:
+    if type(item) is not dict or "time" not in item:
+        return False
+    track = item.get("track")
+    return type(track) is dict and "artists" in track and "title" in track
+
+
+@hookimpl
+def koito_import_detect(path: Path, head: bytes) -> int | None:
+    """100 for a Maloja export object, 90 for a bare list of Maloja scrobbles."""
+    c = first_byte(head)
+    if c == ord("{"):
+        items = peek_items(head, ("scrobbles", ITEMS))
+        if items and _looks_like_scrobble(items[0]):
+            return 100
+        if b'"scrobbles"' in head and b'"maloja"' in head:
+            return 90
+    elif c == ord("["):
+        items = peek_items(head, (ITEMS,))
+        if items and _looks_like_scrobble(items[0]):
+            return 90
+    return None
+
+
+def _fold(ch: str) -> str:
+    """Simple case folding of one character: the class Go's EqualFold compares by."""
+    folded = ch.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = ch.lower()
+    return lowered if len(lowered) == 1 else ch
+
+
+def equal_fold(a: str, b: str) -> bool:
+    """Go's ``strings.EqualFold``: equal under simple (one-to-one) Unicode case folding.
+
+    ``str.casefold`` alone would be wrong: it folds "ß" to "ss" (full folding), which Go
+    does not; and comparing ``upper()`` would equate "ı" with "i", which Go does not.
+    """
+    if a == b:
+        return True
+    if len(a) != len(b):
+        return False
+    if a.isascii() and b.isascii():
+        return a.lower() == b.lower()
+    return all(x == y or _fold(x) == _fold(y) for x, y in zip(a, b, strict=True))
+
+
+def fold_key(name: str) -> str:
+    """A key equal for two names exactly when :func:`equal_fold` says they are equal."""
+    if name.isascii():
+        return name.lower()
+    return "".join(_fold(ch) for ch in name)
+
+
+def unique_ignoring_case(names: list[str]) -> list[str]:
+    """Koito's ``utils.UniqueIgnoringCase``: the first spelling of each, in order."""
+    if len(names) < 2:
+        return list(names)
+    seen: set[str] = set()
+    unique: list[str] = []
+    for name in names:
+        key = fold_key(name)
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique
+
+
+def move_first_match_to_front(items: list[str], substring: str) -> list[str]:
+    """Koito's ``utils.MoveFirstMatchToFront``: the first string containing ``substring`` first."""
+    for i, item in enumerate(items):
+        if substring in item:
+            return items if i == 0 else [item, *items[:i], *items[i + 1:]]
+    return items
+
+
+def scrobble_to_listen(item: Any, where: str) -> Listen | Skip:
+    """One Maloja scrobble as a Listen, or the Skip saying why it is not one."""
+    if type(item) is not dict:
+        return Skip("not_an_object", where)
+    try:
+        track = go_object(item, "track")
+        artists = go_str_list(track, "artists", "track.artists")
+        title = go_str(track, "title", "track.title")
+        album = go_str(go_object(track, "album", "track.album"), "albumtitle",
+                       "track.album.albumtitle")
+    except WrongType as exc:
+        return Skip("wrong_type", f"{where} ({exc.field})")
+    artists = move_first_match_to_front(artists, SEPARATOR)
+    if not artists or artists[0] == "":
+        return Skip("missing_artist", where)
+    if title == "":
+        return Skip("missing_title", where)
+    time = item.get("time")
+    if type(time) is not int or not -_INT64 <= time < _INT64:
+        return Skip("bad_timestamp", f"{where} (time)")
+    split: list[str] = []
+    for artist in artists:
+        if SEPARATOR in artist:
+            split.extend(artist.split(SEPARATOR))
+        else:
+            split.append(artist)
+    names = unique_ignoring_case(split)
+    return Listen(
+        artist=artists[0],
+        title=title,
+        time=time,
+        artist_names=tuple(names),
+        album=album,
+        client=CLIENT,
+    )
+
+
+@hookimpl
+def koito_import_parse(path: Path, options: ParseOptions) -> Iterator[Listen | Skip]:
+    """Stream the scrobbles of a Maloja export (object or bare list)."""
+    steps = (ITEMS,) if first_byte(read_head(path, 4096)) == ord("[") else ("scrobbles", ITEMS)
+    return (scrobble_to_listen(item, f"item {number}") for number, item in iter_items(path, steps))

@@ -1,0 +1,85 @@
+"""The Spotify importer: extended history (Koito's rules), account-data history, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from koito_import import plugins
+from koito_import.listen import Listen
+from koito_import.plugins import ParseOptions, Skip
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "spotify"
+EXTENDED = FIXTURES / "Streaming_History_Audio_2023.json"
+ACCOUNT = FIXTURES / "StreamingHistory_music_0.json"
+
+
+def read(path: Path, options: ParseOptions | None = None) -> list[Listen | Skip]:
+    return list(plugins.parse(path, "spotify", options))
+
+
+def spotify(artist: str, title: str, time: int, album: str, duration: int) -> Listen:
+    return Listen(artist=artist, title=title, time=time, album=album, duration=duration,
+                  client="spotify")
+
+
+def test_extended_history_koito_rule() -> None:
+    assert read(EXTENDED) == [
+        # 181999 ms -> 181 s: Go's integer division truncates.
+        spotify("The Story So Far", "Clairvoyant", 1677664800, "Split", 181),
+        Skip("not_trackdone", "item 2"),
+        Skip("podcast_or_audiobook", "item 3"),
+        Skip("podcast_or_audiobook", "item 4"),
+        Skip("missing_title", "item 5"),
+        Skip("bad_timestamp", "item 6 (ts)"),
+        Skip("wrong_type", "item 7 (ms_played)"),
+        # Sub-second precision is dropped.
+        spotify("Band", "Fraction", 1677669300, "LP", 59),
+        Skip("not_trackdone", "item 9"),
+        Skip("not_an_object", "item 10"),
+    ]
+
+
+def test_extended_history_minimum_play_option() -> None:
+    """spotify_min_ms replaces the trackdone rule: any play of at least that long counts."""
+    records = read(EXTENDED, ParseOptions(spotify_min_ms=30_000))
+    assert records[1] == Skip("too_short", "item 2")
+    # An "endplay" of 45 s now counts; its +02:00 offset is applied.
+    assert records[8] == spotify("Band", "Offset", 1677669600, "LP", 45)
+    assert [type(r).__name__ for r in records] == [
+        "Listen", "Skip", "Skip", "Skip", "Skip", "Skip", "Skip", "Listen", "Listen", "Skip",
+    ]
+
+
+def test_account_data_history_thirty_seconds_by_default() -> None:
+    assert read(ACCOUNT) == [
+        Listen(artist="Old Band", title="Old Song", time=1549492860, duration=215,
+               client="spotify"),
+        Skip("too_short", "item 2"),
+        Listen(artist="Old Band", title="Exactly Thirty", time=1549493100, duration=30,
+               client="spotify"),
+        Skip("bad_timestamp", "item 4 (endTime)"),
+        Skip("missing_artist", "item 5"),
+    ]
+
+
+def test_account_data_history_option() -> None:
+    records = read(ACCOUNT, ParseOptions(spotify_min_ms=10_000))
+    assert records[1] == Listen(artist="Old Band", title="Skipped", time=1549492920,
+                                duration=29, client="spotify")
+
+
+def test_account_data_podcasts_are_skipped() -> None:
+    assert read(FIXTURES / "StreamingHistory_podcast_0.json") == [
+        Skip("podcast_or_audiobook", "item 1")
+    ]
+
+
+def test_koito_sample_clairvoyant(shared_assets: Path) -> None:
+    """Koito's own test: only the one trackdone play is imported, with duration 181."""
+    records = read(shared_assets / "Streaming_History_Audio_spotify_import_test.json")
+    listens = [r for r in records if isinstance(r, Listen)]
+    assert listens == [
+        spotify("The Story So Far", "Clairvoyant", listens[0].time,
+                "The Story So Far / Stick To Your Guns Split", 181)
+    ]
+    assert {r.reason for r in records if isinstance(r, Skip)} == {"not_trackdone"}
