@@ -122,16 +122,16 @@ def submit(
     artist_separator: SeparatorOption = None,
 ) -> None:
     """Submit one listen through the live path (lookup cache, then Koito's matching)."""
-    from koito_import.mbid import parse_mbid
+    from koito_import.records import mbid, parse_go_uuid
     from koito_import.stores import open_store
     from koito_import.submit import submit_listen
 
     when = parse_time(time) if time else int(datetime.now(timezone.utc).timestamp())
     mbids = {}
     for flag, raw in (("--recording-mbid", recording_mbid), ("--release-mbid", release_mbid)):
-        if raw and not parse_mbid(raw):
+        if raw and parse_go_uuid(raw) is None:
             raise UsageError(f"{flag} {raw!r} is not a MusicBrainz id (a UUID)")
-        mbids[flag] = parse_mbid(raw)
+        mbids[flag] = mbid(raw)
     listen = Listen(
         artist=artist,
         title=track,
