@@ -56,7 +56,11 @@ def extensions() -> list:
     exts = [Extension("koito_import._normalize_c", ["ext/_normalize_c.pyx"])]
     if not os.path.exists(exts[0].sources[0]):
         return []
-    return cythonize(exts, language_level=3, compiler_directives={"binding": False})
+    try:
+        return cythonize(exts, language_level=3, compiler_directives={"binding": False})
+    except Exception as exc:  # pragma: no cover - a Cython error must not fail the install
+        OptionalBuildExt._warn(exc)
+        return []
 
 
 setup(

@@ -42,7 +42,10 @@ _INLINE_FEAT = re.compile(r"(?i)[fF]eat\. ([^()\[\]]+)\Z")
 _FEAT_SPLIT = re.compile(r"(?i)" + _GO_SPACE + r"*(?:,|&|and|·)" + _GO_SPACE + r"*")
 
 #: Characters Go's unicode.IsSpace accepts; str.strip() also strips \x1c-\x1f, Go does not.
-_GO_TRIM = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_GO_TRIM = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def compile_separators(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
@@ -79,7 +82,7 @@ def equal_fold(a: str, b: str) -> bool:
         return False
     if a.isascii() and b.isascii():
         return a.lower() == b.lower()
-    return all(x == y or _fold(x) == _fold(y) for x, y in zip(a, b))
+    return all(x == y or _fold(x) == _fold(y) for x, y in zip(a, b, strict=True))
 
 
 def _split_go(pattern: re.Pattern[str], text: str) -> list[str]:
@@ -256,6 +259,28 @@ def lookup_key(listen: Listen, salt: str = "") -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def normalize_batch(
+    listens: list[Listen], salt: str
+) -> tuple[list[Listen], list[str], list[tuple[int, str]]]:
+    """prepare() and lookup_key() for a whole batch, in one call (the bulk path).
+
+    Returns the prepared listens, their lookup keys (same order) and, for each listen
+    prepare() rejected, its index in ``listens`` and the InvalidListen reason.
+    """
+    prepared: list[Listen] = []
+    keys: list[str] = []
+    rejected: list[tuple[int, str]] = []
+    for index, listen in enumerate(listens):
+        try:
+            result = prepare(listen)
+        except InvalidListen as exc:
+            rejected.append((index, exc.reason))
+            continue
+        prepared.append(result)
+        keys.append(lookup_key(result, salt))
+    return prepared, keys, rejected
+
+
 __all__ = [
     "DEFAULT_SEPARATORS",
     "MAX_FIELD_CHARS",
@@ -263,6 +288,7 @@ __all__ = [
     "compile_separators",
     "equal_fold",
     "lookup_key",
+    "normalize_batch",
     "parse_artists",
     "prepare",
 ]

@@ -1,0 +1,1 @@
+"""pytest-benchmark suites and the synthetic-export generator."""
