@@ -8,7 +8,7 @@ module for *what* is done and why; this file is only about doing it fast:
 
 - strings are inspected in their own storage (``PyUnicode_KIND``/``DATA``); an ASCII or
   Latin-1 string that needs no change is returned as is, without a copy;
-- ``Listen``, ``EntityRecord`` and ``KoitoEntities`` are frozen slotted dataclasses: their
+- ``Listen``, ``EntityRecord`` and ``KoitoEntities`` are slotted dataclasses: their
   fields are read and written through the slot offsets (what the dataclass ``__init__``
   does through ``object.__setattr__``, minus the interpreter); if a future change to
   those classes makes that unsafe, the module falls back to calling the class;
@@ -715,7 +715,7 @@ _ENTITIES_FIELDS = ("artists", "album", "track", "various_artists")
 
 
 cdef class _Layout:
-    """How to read and build one frozen slotted dataclass without its ``__init__``."""
+    """How to read and build one slotted dataclass without its ``__init__``."""
 
     cdef readonly object cls
     cdef readonly tuple names

@@ -44,9 +44,13 @@ class KoitoEntities:
     various_artists: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Listen:
-    """One scrobble, in the vocabulary of Koito's matching rules."""
+    """One scrobble, in the vocabulary of Koito's matching rules.
+
+    Treat it as immutable. It is not a frozen dataclass only because a frozen one costs
+    five times as much to construct, and an import builds millions of them.
+    """
 
     #: The artist string as submitted (Koito's ``Artist``): parsed for "feat." and
     #: separators only when nothing else identifies the artists.
