@@ -122,3 +122,22 @@ def test_koito_sample_magnify_tokyo(shared_assets: Path) -> None:
     assert first.artist == "Magnify Tokyo • Kanade Ishihara"
     assert first.artist_names == ("Magnify Tokyo", "Kanade Ishihara")
     assert first.time == 1746434410
+
+
+def test_fast_path_agrees_with_the_careful_reader() -> None:
+    """Every fixture item the fast path takes gives exactly the careful reader's Listen."""
+    from koito_import.importers import maloja as plugin
+    from koito_import.jsonstream import ITEMS, iter_items
+
+    taken = 0
+    for path in sorted((Path(__file__).parent / "fixtures" / "maloja").glob("*.json")):
+        steps = (ITEMS,) if path.read_bytes().lstrip()[:1] == b"[" else ("scrobbles", ITEMS)
+        try:
+            for _, item in iter_items(path, steps):
+                fast = plugin._fast(item)
+                if fast is not None:
+                    taken += 1
+                    assert fast == plugin.scrobble_to_listen(item, "x")
+        except InputError:  # the truncated fixture, broken on purpose
+            assert path.name == "truncated.json"
+    assert taken > 0
