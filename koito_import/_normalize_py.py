@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from koito_import.errors import InvalidListen
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
+from koito_import.textfold import equal_fold
 
 #: Longest name or title accepted; 4 bytes a character still fits PostgreSQL's index rows.
 MAX_FIELD_CHARS = 600
@@ -63,26 +64,6 @@ def clean(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "")
     return value.strip(_GO_TRIM)
-
-
-def _fold(ch: str) -> str:
-    """Simple case folding of one character (what Go's EqualFold compares)."""
-    folded = ch.casefold()
-    if len(folded) == 1:
-        return folded
-    lowered = ch.lower()
-    return lowered if len(lowered) == 1 else ch
-
-
-def equal_fold(a: str, b: str) -> bool:
-    """Go's ``strings.EqualFold``: equal under simple Unicode case folding."""
-    if a == b:
-        return True
-    if len(a) != len(b):
-        return False
-    if a.isascii() and b.isascii():
-        return a.lower() == b.lower()
-    return all(x == y or _fold(x) == _fold(y) for x, y in zip(a, b, strict=True))
 
 
 def _split_go(pattern: re.Pattern[str], text: str) -> list[str]:

@@ -42,6 +42,7 @@ from koito_import.records import (
     go_str,
     go_str_list,
 )
+from koito_import.textfold import fold_key
 
 CLIENT = "maloja"
 SEPARATOR = " \u2022 "  # " • "
@@ -80,37 +81,6 @@ def koito_import_detect(path: Path, head: bytes) -> int | None:
         if items and _looks_like_scrobble(items[0]):
             return 90
     return None
-
-
-def _fold(ch: str) -> str:
-    """Simple case folding of one character: the class Go's EqualFold compares by."""
-    folded = ch.casefold()
-    if len(folded) == 1:
-        return folded
-    lowered = ch.lower()
-    return lowered if len(lowered) == 1 else ch
-
-
-def equal_fold(a: str, b: str) -> bool:
-    """Go's ``strings.EqualFold``: equal under simple (one-to-one) Unicode case folding.
-
-    ``str.casefold`` alone would be wrong: it folds "ß" to "ss" (full folding), which Go
-    does not; and comparing ``upper()`` would equate "ı" with "i", which Go does not.
-    """
-    if a == b:
-        return True
-    if len(a) != len(b):
-        return False
-    if a.isascii() and b.isascii():
-        return a.lower() == b.lower()
-    return all(x == y or _fold(x) == _fold(y) for x, y in zip(a, b, strict=True))
-
-
-def fold_key(name: str) -> str:
-    """A key equal for two names exactly when :func:`equal_fold` says they are equal."""
-    if name.isascii():
-        return name.lower()
-    return "".join(_fold(ch) for ch in name)
 
 
 def unique_ignoring_case(names: list[str]) -> list[str]:

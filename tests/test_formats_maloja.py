@@ -107,8 +107,10 @@ def test_move_first_match_to_front(artists: list[str], expected: list[str]) -> N
     ],
 )
 def test_equal_fold_mirrors_go(a: str, b: str, equal: bool) -> None:
-    mod = plugins.import_builtin("koito_import.importers.maloja")
-    assert mod.equal_fold(a, b) is equal
+    from koito_import.textfold import equal_fold, fold_key
+
+    assert equal_fold(a, b) is equal
+    assert (fold_key(a) == fold_key(b)) is equal
 
 
 def test_koito_sample_magnify_tokyo(shared_assets: Path) -> None:
