@@ -48,7 +48,8 @@ app = typer.Typer(
 cache_app = typer.Typer(help="Manage koito-import's lookup cache (table track_lookup).")
 app.add_typer(cache_app, name="cache")
 
-_state = {"debug": bool(os.environ.get("KOITO_IMPORT_DEBUG"))}
+#: Set per invocation: by --debug, or KOITO_IMPORT_DEBUG for errors found before parsing.
+_state = {"debug": False}
 
 DbOption = Annotated[
     str | None,
@@ -307,6 +308,7 @@ def _report(exc: BaseException, message: str) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the app and turn every failure into a message and an exit code."""
+    _state["debug"] = bool(os.environ.get("KOITO_IMPORT_DEBUG"))
     try:
         app(args=argv, prog_name="koito-import", standalone_mode=False)
     except typer.Exit as exc:
