@@ -22,6 +22,7 @@ SQLite ignores them.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
@@ -50,12 +51,20 @@ class BulkWriter(ABC):
 
     @abstractmethod
     def in_values(self, column: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
-        """SQL testing ``column`` against a list (kind ``int``/``text``/``uuid``), and its parameter."""
+        """SQL testing ``column`` against a list of ``kind`` (int/text/uuid) and its parameter."""
 
-    def begin(self) -> None:
+    #: Join keyword that keeps the written join order (SQLite: CROSS JOIN; PostgreSQL's
+    #: planner needs no help and rejects CROSS JOIN ... ON).
+    ordered_join = "JOIN"
+
+    @abstractmethod
+    def list_source(self, alias: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
+        """A FROM item ``alias`` whose one column ``value`` holds the list, and its parameter."""
+
+    def begin(self) -> None:  # noqa: B027 - optional hook, most dialects need nothing
         """Per-run setup, called inside the run's transaction before anything else."""
 
-    def end(self) -> None:
+    def end(self) -> None:  # noqa: B027 - optional hook
         """Undo per-run connection settings (called whether the run failed or not)."""
 
     @abstractmethod
@@ -76,15 +85,21 @@ class BulkWriter(ABC):
 
     @abstractmethod
     def set_column(self, table: str, column: str, kind: str, rows: list[tuple[int, Any]]) -> None:
-        """``UPDATE table SET column = value WHERE id = id`` for each (id, value); value may be None."""
+        """``UPDATE table SET column = value WHERE id = ...`` per (id, value); value may be None."""
 
     @abstractmethod
     def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
         """Write (lookup_key, artist_id, album_id, track_id) rows, replacing existing keys."""
 
     @abstractmethod
-    def insert_listens(self, rows: list[tuple[int, int, str]], user_id: int) -> int:
-        """Insert (track_id, unix seconds, client) listens not yet present; returns how many."""
+    def insert_listens(
+        self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
+    ) -> int:
+        """Insert (track_id, unix seconds, client) listens not yet present; returns how many.
+
+        ``new_tracks``: every row is of a track this run created (and no two rows share a
+        track and second), so none can conflict and the fastest plain load is safe.
+        """
 
 
 class SqliteBulkWriter(BulkWriter):
@@ -94,10 +109,15 @@ class SqliteBulkWriter(BulkWriter):
         super().__init__(store)
         self._saved_cache: int | None = None
 
+    ordered_join = "CROSS JOIN"
+
     def in_values(self, column: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
         # One parameter for any number of values; json_each yields TEXT for JSON strings
         # and INTEGER for JSON integers, so comparisons stay exact and case-sensitive.
         return f"{column} IN (SELECT value FROM json_each(?))", orjson.dumps(list(values)).decode()
+
+    def list_source(self, alias: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
+        return f"json_each(?) AS {alias}", orjson.dumps(list(values)).decode()
 
     def begin(self) -> None:
         (current,) = self.conn.execute("PRAGMA cache_size").fetchone()
@@ -121,25 +141,46 @@ class SqliteBulkWriter(BulkWriter):
         (top,) = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
         return list(range(top + 1, top + 1 + count))
 
+    #: Rows per JSON parameter (bounds the size of one statement's parameter).
+    JSON_ROWS = 100_000
+
+    def _load(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        tail: str = "",
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """INSERT ... SELECT from one JSON array parameter per chunk of rows.
+
+        Measured ~20-30% faster than executemany (no per-row parameter binding from
+        Python); JSON true/false/null arrive as 1/0/NULL, as sqlite3 stores bools/None.
+        ``extra`` adds constant (column, SQL) pairs; ``WHERE true`` lets an upsert
+        clause follow the SELECT unambiguously.
+        """
+        names = [*columns, *(c for c, _ in extra)]
+        values = [f"json_extract(value, '$[{i}]')" for i in range(len(columns))]
+        values += [v for _, v in extra]
+        sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"FROM json_each(?) WHERE true {tail}"
+        )
+        for start in range(0, len(rows), self.JSON_ROWS):
+            chunk = rows[start : start + self.JSON_ROWS]
+            self.conn.execute(sql, (orjson.dumps(chunk).decode(),))
+
     def insert_new(
         self, table: str, columns: Sequence[str], types: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
         if rows:
-            marks = ", ".join("?" * len(columns))
-            self.conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
-            )
+            self._load(table, columns, rows)
 
     def insert_ignore(
         self, table: str, columns: Sequence[str], types: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
         if rows:
-            marks = ", ".join("?" * len(columns))
-            self.conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
-                "ON CONFLICT DO NOTHING",
-                rows,
-            )
+            self._load(table, columns, rows, "ON CONFLICT DO NOTHING")
 
     def set_column(self, table: str, column: str, kind: str, rows: list[tuple[int, Any]]) -> None:
         if rows:
@@ -149,22 +190,28 @@ class SqliteBulkWriter(BulkWriter):
 
     def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
         if rows:
-            self.conn.executemany(
-                "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
-                "artist_id = excluded.artist_id, album_id = excluded.album_id, "
-                "track_id = excluded.track_id",
-                rows,
+            # Keys are random digests: inserting them sorted keeps the primary-key b-tree
+            # writes local (measured: about half the time of random order).
+            self._load(
+                "track_lookup",
+                ("lookup_key", "artist_id", "album_id", "track_id"),
+                sorted(rows),
+                "ON CONFLICT (lookup_key) DO UPDATE SET artist_id = excluded.artist_id, "
+                "album_id = excluded.album_id, track_id = excluded.track_id",
             )
 
-    def insert_listens(self, rows: list[tuple[int, int, str]], user_id: int) -> int:
+    def insert_listens(
+        self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
+    ) -> int:
         if not rows:
             return 0
         before = self.conn.total_changes
-        self.conn.executemany(
-            "INSERT INTO listens (track_id, listened_at, user_id, client) "
-            f"VALUES (?, ?, {int(user_id)}, ?) ON CONFLICT DO NOTHING",
+        self._load(
+            "listens",
+            ("track_id", "listened_at", "client"),
             rows,
+            "ON CONFLICT DO NOTHING",
+            extra=(("user_id", str(int(user_id))),),
         )
         return self.conn.total_changes - before
 
@@ -177,9 +224,13 @@ class PostgresBulkWriter(BulkWriter):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self._staged = False
+        self._sequences: dict[str, str] = {}
 
     def in_values(self, column: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
         return f"{column} = ANY(?::{_PG_ARRAY[kind]})", list(values)
+
+    def list_source(self, alias: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
+        return f"unnest(?::{_PG_ARRAY[kind]}) AS {alias}(value)", list(values)
 
     def begin(self) -> None:
         # Dropped at commit (or with a rolled-back transaction): nothing lingers.
@@ -195,11 +246,17 @@ class PostgresBulkWriter(BulkWriter):
         # (COPY with explicit ids alone would not advance it).
         if count == 0:
             return []
-        rows = self.conn.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (table, count),
-        ).fetchall()
-        return sorted(r[0] for r in rows)
+        seq = self._sequences.get(table)
+        if seq is None:
+            (seq,) = self.conn.execute(
+                "SELECT pg_get_serial_sequence(%s, 'id')", (table,)
+            ).fetchone()
+            self._sequences[table] = seq
+        # One array instead of one row per id: ~7x faster for 15k ids.
+        (ids,) = self.conn.execute(
+            "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", (seq, count)
+        ).fetchone()
+        return sorted(ids)
 
     @staticmethod
     def _binary_rows(types: Sequence[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -209,6 +266,9 @@ class PostgresBulkWriter(BulkWriter):
             return rows
         out = []
         for row in rows:
+            if all(row[i] is None for i in positions):
+                out.append(row)
+                continue
             values = list(row)
             for i in positions:
                 if values[i] is not None:
@@ -240,7 +300,7 @@ class PostgresBulkWriter(BulkWriter):
         self.conn.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
             "ON CONFLICT DO NOTHING",
-            [list(col) for col in zip(*rows)],
+            [list(col) for col in zip(*rows, strict=True)],
         )
 
     def set_column(self, table: str, column: str, kind: str, rows: list[tuple[int, Any]]) -> None:
@@ -257,7 +317,7 @@ class PostgresBulkWriter(BulkWriter):
     def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
         if not rows:
             return
-        keys, artists, albums, tracks = (list(c) for c in zip(*rows))
+        keys, artists, albums, tracks = (list(c) for c in zip(*rows, strict=True))
         self.conn.execute(
             "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) "
             "SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) "
@@ -266,9 +326,14 @@ class PostgresBulkWriter(BulkWriter):
             (keys, artists, albums, tracks),
         )
 
-    def insert_listens(self, rows: list[tuple[int, int, str]], user_id: int) -> int:
+    def insert_listens(
+        self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
+    ) -> int:
         if not rows:
             return 0
+        if new_tracks:
+            self._copy_listens(rows, user_id)
+            return len(rows)
         if not self._staged:
             self.begin()
         self.conn.execute(f"TRUNCATE {self._STAGE}")
@@ -281,6 +346,42 @@ class PostgresBulkWriter(BulkWriter):
             (user_id,),
         )
         return cur.rowcount
+
+
+    def _copy_listens(self, rows: list[tuple[int, int, str | None]], user_id: int) -> None:
+        """COPY listens straight into the table, in PostgreSQL's binary format built here.
+
+        timestamptz travels as int64 microseconds since 2000-01-01 UTC, computed from the
+        epoch seconds: no datetime objects (PERF-NOTES: they cost more than the load)
+        and no staging table (PERF-NOTES: direct COPY is ~20% faster than staged).
+        """
+        head = struct.Struct("!hiiiqii").pack  # 4 fields: int4 track, int8 time, int4 user
+        null = struct.pack("!i", -1)
+        clients: dict[str | None, bytes] = {}
+        out = [_PGCOPY_HEADER]
+        for track_id, t, client in rows:
+            tail = clients.get(client)
+            if tail is None:
+                if client is None:
+                    tail = null
+                else:
+                    data = client.encode()
+                    tail = struct.pack("!i", len(data)) + data
+                clients[client] = tail
+            out.append(head(4, 4, track_id, 8, (t - _PG_EPOCH) * 1_000_000, 4, user_id))
+            out.append(tail)
+        out.append(_PGCOPY_TRAILER)
+        with self.conn.cursor() as cur, cur.copy(
+            "COPY listens (track_id, listened_at, user_id, client) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.write(b"".join(out))
+
+
+#: Binary COPY framing (PostgreSQL docs, "COPY ... Binary Format").
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_PGCOPY_TRAILER = struct.pack("!h", -1)
+#: 2000-01-01T00:00:00Z, PostgreSQL's timestamp origin, in Unix seconds.
+_PG_EPOCH = 946_684_800
 
 
 def bulk_writer(store: Store) -> BulkWriter:

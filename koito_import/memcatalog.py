@@ -1,0 +1,616 @@
+"""The resolver's ``Catalog`` answered from memory: the bulk path's half of the matching.
+
+``SqlCatalog`` asks the database one question per lookup; this class loads, with a few
+set queries, the *slice* of the catalog a batch of listens can touch, and then answers
+every question from dictionaries, recording what the rules create or change so that the
+bulk submitter can write it all at once. The resolver is the same object code in both
+paths, so the two paths agree exactly when the answers agree; everything below exists
+to make them agree:
+
+* Lookups behave like SqlCatalog's SQL: artist by *any* alias, album/track by *primary*
+  title, lowest id wins, an artist whose lowest-id row has no primary alias is "not
+  found" (Koito's queries go through the *_with_name views), ``track_by_info`` needs
+  count(distinct linked artists among the ids) == len(ids), so a repeated id never
+  matches.
+* Every lookup returns a *fresh* object, as SqlCatalog does. The resolver mutates the
+  objects it holds (``set_artist_mbid`` sets ``artist.mbid``) and later compares MBIDs
+  of objects it fetched earlier; sharing one object per entity would let a later
+  change show through an earlier reference, which the per-listen path never does.
+* Completeness: an answer is only right if every row that could answer it is loaded.
+  The catalog tracks which names, MBIDs and titles its slice *covers*; a question
+  outside the coverage loads the missing rows first (``ensure``), so a forgotten item
+  in the batch prefetch costs a query, never a wrong answer. Coverage of album titles
+  is per (title, loaded artist) and of track titles per (title, loaded album); loading
+  new artists or albums therefore also loads their albums/tracks with covered titles.
+* New entities get *provisional* ids (``PROVISIONAL_BASE`` + n, per table, in creation
+  order): larger than every database id, so "lowest id wins" ranks them as Koito would
+  rank the rows it inserts; the writer maps them to real ids in the same order.
+* Changes to rows loaded from the database (MBIDs, durations, album-artist links) are
+  overlaid in memory and never overwritten by later loads: within a batch nothing but
+  this catalog writes the catalog tables.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from koito_import import _normalize
+from koito_import.catalog import Album, Artist, Track
+from koito_import.listen import Listen
+from koito_import.stores.base import CANONICAL, IMPORT, MUSICBRAINZ, Store
+from koito_import.stores.bulkwrite import BulkWriter
+
+#: Provisional ids of entities created in memory start here (far above real ids).
+PROVISIONAL_BASE = 1 << 60
+
+
+def _mbid(value: Any) -> str | None:
+    """MBIDs come back as str (SQLite) or uuid.UUID (PostgreSQL); keep them as str."""
+    return None if value is None else str(value)
+
+
+def _image(url: str) -> tuple[str | None, str | None]:
+    """Koito stores a fresh image id for an http(s) image URL and keeps any URL as source."""
+    return (str(uuid.uuid4()) if url.startswith("http") else None), (url or None)
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+@dataclass(slots=True)
+class Needs:
+    """The names, MBIDs and titles a set of listens can ask the catalog about."""
+
+    names: set[str] = field(default_factory=set)
+    artist_mbids: set[str] = field(default_factory=set)
+    release_mbids: set[str] = field(default_factory=set)
+    album_titles: set[str] = field(default_factory=set)
+    recording_mbids: set[str] = field(default_factory=set)
+    track_titles: set[str] = field(default_factory=set)
+
+    def add(self, listen: Listen, separators: Sequence[re.Pattern[str]]) -> None:
+        """Everything ``resolver.resolve`` may look up for this prepared listen."""
+        ent = listen.entities
+        if ent is not None:
+            for rec in ent.artists:
+                if rec.mbid:
+                    self.artist_mbids.add(rec.mbid)
+                else:
+                    self.names.add(rec.name)
+            if ent.album.mbid:
+                self.release_mbids.add(ent.album.mbid)
+            else:
+                self.album_titles.add(ent.album.name)
+            if ent.track.mbid:
+                self.recording_mbids.add(ent.track.mbid)
+            else:
+                self.track_titles.add(ent.track.name)
+            return
+        names = self.names
+        names.update(listen.artist_names)
+        for name, mbid in listen.mbid_mappings:
+            names.add(name)
+            if mbid:
+                self.artist_mbids.add(mbid)
+        for mbid in listen.artist_mbids:
+            if mbid:
+                self.artist_mbids.add(mbid)
+        if not listen.artist_names:
+            # Names parsed from the artist string are used only when the listen has no
+            # artist names (step 4, and the MBID-list fallback); with names they never are.
+            names.update(_normalize.parse_artists(listen.artist, listen.title, separators))
+        if listen.release_mbid:
+            self.release_mbids.add(listen.release_mbid)
+        self.album_titles.add(listen.album or listen.title)
+        if listen.recording_mbid:
+            self.recording_mbids.add(listen.recording_mbid)
+        self.track_titles.add(listen.title)
+
+
+class _ArtistRow:
+    __slots__ = ("aliases", "db_mbid", "image", "image_source", "mbid", "new_aliases", "primary")
+
+    def __init__(self, primary: str | None, mbid: str | None, aliases: list[str]) -> None:
+        self.primary = primary
+        self.mbid = mbid
+        self.db_mbid = mbid
+        self.aliases = aliases
+        self.image: str | None = None
+        self.image_source: str | None = None
+        self.new_aliases: list[tuple[str, str, bool]] = []
+
+
+class _AlbumRow:
+    __slots__ = (
+        "db_mbid", "image", "image_source", "links", "mbid", "new_aliases", "title", "various",
+    )
+
+    def __init__(self, title: str, mbid: str | None) -> None:
+        self.title = title
+        self.mbid = mbid
+        self.db_mbid = mbid
+        self.links: set[int] = set()
+        self.various = False
+        self.image: str | None = None
+        self.image_source: str | None = None
+        self.new_aliases: list[tuple[str, str, bool]] = []
+
+
+class _TrackRow:
+    __slots__ = (
+        "album_id", "artists", "db_duration", "db_mbid", "duration", "mbid", "new_aliases",
+        "new_links", "title",
+    )
+
+    def __init__(self, title: str, album_id: int, mbid: str | None, duration: int) -> None:
+        self.title = title
+        self.album_id = album_id
+        self.mbid = mbid
+        self.db_mbid = mbid
+        self.duration = duration
+        self.db_duration = duration
+        self.artists: set[int] = set()
+        self.new_aliases: list[tuple[str, str, bool]] = []
+        #: New tracks only: (artist_id, is_primary) as create_track inserted them.
+        self.new_links: list[tuple[int, bool]] = []
+
+
+def _aliases(primary: str, others: Sequence[str], source: str) -> list[tuple[str, str, bool]]:
+    """SqlCatalog._aliases: the primary as "Canonical", the others once each, not the primary."""
+    if not others:
+        return [(primary, CANONICAL, True)]
+    rows = [(primary, CANONICAL, True)]
+    rows += [(a, source, False) for a in _unique(others) if a != primary]
+    return rows
+
+
+#: Forget hook: (artist id, provisional tracks linked to it) -> None.
+ForgetHook = Callable[[int, list[int]], None]
+
+
+class MemoryCatalog:
+    """A ``Catalog`` over an in-memory slice of the database plus the batch's own changes."""
+
+    def __init__(self, store: Store, writer: BulkWriter, forget: ForgetHook | None = None) -> None:
+        self._q = store.execute
+        self._in = writer.in_values
+        self._src = writer.list_source
+        self._join = writer.ordered_join
+        self._forget_hook = forget
+        self._artists: dict[int, _ArtistRow] = {}
+        self._albums: dict[int, _AlbumRow] = {}
+        self._tracks: dict[int, _TrackRow] = {}
+        self._artist_by_alias: dict[str, int] = {}
+        self._artist_by_mbid: dict[str, int] = {}
+        self._album_by_mbid: dict[str, int] = {}
+        self._album_by_title: dict[tuple[str, int], int] = {}
+        self._track_by_mbid: dict[str, int] = {}
+        self._tracks_by_title: dict[tuple[str, int], list[int]] = {}
+        # What the loaded slice answers completely (see the module docstring).
+        self._cov = Needs()
+        self._db_artists: set[int] = set()
+        self._db_albums: set[int] = set()
+        # Changes to write.
+        self.new_artists: list[int] = []
+        self.new_albums: list[int] = []
+        self.new_tracks: list[int] = []
+        #: (artist_id, release_id, is_primary) links not in the database, first one wins.
+        self.new_album_links: list[tuple[int, int, bool]] = []
+        self._new_tracks_of_artist: dict[int, list[int]] = {}
+        #: Number of changes made (the bulk submitter checks a failed resolve made none).
+        self.changes = 0
+        #: Queries run because a lookup fell outside the prefetched slice.
+        self.lazy_loads = 0
+
+    # --- loading the slice ---------------------------------------------------------------
+
+    def ensure(self, needs: Needs) -> None:
+        """Load every row that could answer a question about these names/MBIDs/titles."""
+        cov = self._cov
+        names = needs.names - cov.names
+        ambids = needs.artist_mbids - cov.artist_mbids
+        new_artists = self._load_artists(names, ambids) if names or ambids else []
+        cov.names |= names
+        cov.artist_mbids |= ambids
+
+        titles = needs.album_titles - cov.album_titles
+        rmbids = needs.release_mbids - cov.release_mbids
+        new_albums = self._load_albums(titles, rmbids, new_artists)
+        cov.album_titles |= titles
+        cov.release_mbids |= rmbids
+
+        ttitles = needs.track_titles - cov.track_titles
+        tmbids = needs.recording_mbids - cov.recording_mbids
+        self._load_tracks(ttitles, tmbids, new_albums)
+        cov.track_titles |= ttitles
+        cov.recording_mbids |= tmbids
+
+    def _union(self, parts: list[tuple[str, list[Any]]]) -> list[Any]:
+        if not parts:
+            return []
+        sql = " UNION ".join(p for p, _ in parts)
+        params = [v for _, ps in parts for v in ps]
+        return self._q(sql, params).fetchall()
+
+    def _load_artists(self, names: set[str], mbids: set[str]) -> list[int]:
+        subs: list[str] = []
+        params: list[Any] = []
+        if names:
+            cond, p = self._in("alias", names, "text")
+            subs.append(f"SELECT artist_id FROM artist_aliases WHERE {cond}")
+            params.append(p)
+        if mbids:
+            cond, p = self._in("musicbrainz_id", mbids, "uuid")
+            subs.append(f"SELECT id FROM artists WHERE {cond}")
+            params.append(p)
+        rows = self._q(
+            "SELECT a.id, a.musicbrainz_id, aa.alias, aa.is_primary FROM artists a "
+            "JOIN artist_aliases aa ON aa.artist_id = a.id "
+            f"WHERE a.id IN ({' UNION '.join(subs)})",
+            params,
+        ).fetchall()
+        loaded: dict[int, _ArtistRow] = {}
+        for aid, mbid, alias, primary in rows:
+            if aid in self._artists:
+                continue  # memory wins: it may hold this batch's changes
+            row = loaded.get(aid)
+            if row is None:
+                row = loaded[aid] = _ArtistRow(None, _mbid(mbid), [])
+            row.aliases.append(alias)
+            if primary and row.primary is None:
+                row.primary = alias
+        by_alias = self._artist_by_alias
+        for aid, row in loaded.items():
+            self._artists[aid] = row
+            self._db_artists.add(aid)
+            for alias in row.aliases:
+                if by_alias.get(alias, aid + 1) > aid:
+                    by_alias[alias] = aid
+            if row.mbid is not None:
+                self._artist_by_mbid[row.mbid] = aid
+        return list(loaded)
+
+    _ALBUM = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
+
+    def _load_albums(self, titles: set[str], mbids: set[str], new_artists: list[int]) -> list[int]:
+        parts: list[tuple[str, list[Any]]] = []
+        if mbids:
+            cond, p = self._in("r.musicbrainz_id", mbids, "uuid")
+            parts.append((self._ALBUM + f"WHERE {cond}", [p]))
+
+        def by_title(title_set: set[str], artist_ids: Iterable[int]) -> None:
+            # releases_with_title spelled out and driven by the title list through the
+            # alias index: with two IN lists SQLite otherwise probes every title for
+            # every album of the artists (quadratic; minutes at a million listens).
+            if not title_set:
+                return
+            artist_ids = list(artist_ids)
+            if not artist_ids:
+                return
+            src, tp = self._src("tl", title_set, "text")
+            # "+": test membership in the list per link of the album (walking the album's
+            # few links by release_id), instead of probing the list item by item.
+            acond, ap = self._in("+ar.artist_id", artist_ids, "int")
+            parts.append(
+                (
+                    f"SELECT r.id, ra.alias, r.musicbrainz_id FROM {src} "
+                    f"{self._join} release_aliases ra ON ra.alias = tl.value "
+                    "JOIN releases r ON r.id = ra.release_id "
+                    "WHERE ra.is_primary = true AND EXISTS (SELECT 1 FROM artist_releases ar "
+                    f"WHERE ar.release_id = ra.release_id AND {acond})",
+                    [tp, ap],
+                )
+            )
+
+        # Covered titles x newly loaded artists, and new titles x all loaded artists.
+        by_title(self._cov.album_titles, new_artists)
+        by_title(titles, self._db_artists)
+        loaded: list[int] = []
+        for rid, title, mbid in self._union(parts):
+            if rid in self._albums:
+                continue
+            self._albums[rid] = _AlbumRow(title, _mbid(mbid))
+            self._db_albums.add(rid)
+            loaded.append(rid)
+            if mbid is not None:
+                self._album_by_mbid[str(mbid)] = rid
+        if loaded:
+            cond, p = self._in("release_id", loaded, "int")
+            index = self._album_by_title
+            for aid, rid in self._q(
+                f"SELECT artist_id, release_id FROM artist_releases WHERE {cond}", [p]
+            ).fetchall():
+                album = self._albums[rid]
+                album.links.add(aid)
+                key = (album.title, aid)
+                if index.get(key, rid + 1) > rid:
+                    index[key] = rid
+        return loaded
+
+    _TRACK = (
+        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration "
+        "FROM tracks_with_title t "
+    )
+
+    def _load_tracks(self, titles: set[str], mbids: set[str], new_albums: list[int]) -> None:
+        parts: list[tuple[str, list[Any]]] = []
+        if mbids:
+            cond, p = self._in("t.musicbrainz_id", mbids, "uuid")
+            parts.append((self._TRACK + f"WHERE {cond}", [p]))
+
+        def by_title(title_set: set[str], album_ids: Iterable[int]) -> None:
+            # tracks_with_title spelled out, driven by the title list (see _load_albums).
+            if not title_set:
+                return
+            album_ids = list(album_ids)
+            if not album_ids:
+                return
+            src, tp = self._src("tl", title_set, "text")
+            rcond, rp = self._in("+t.release_id", album_ids, "int")
+            parts.append(
+                (
+                    "SELECT t.id, ta.alias, t.release_id, t.musicbrainz_id, t.duration "
+                    f"FROM {src} {self._join} track_aliases ta ON ta.alias = tl.value "
+                    "JOIN tracks t ON t.id = ta.track_id "
+                    f"WHERE ta.is_primary = true AND {rcond}",
+                    [tp, rp],
+                )
+            )
+
+        # Covered titles x newly loaded albums, and new titles x all loaded albums.
+        by_title(self._cov.track_titles, new_albums)
+        by_title(titles, self._db_albums)
+        loaded: list[int] = []
+        for tid, title, rid, mbid, duration in self._union(parts):
+            if tid in self._tracks:
+                continue
+            self._tracks[tid] = _TrackRow(title, rid, _mbid(mbid), duration)
+            loaded.append(tid)
+            if mbid is not None:
+                self._track_by_mbid[str(mbid)] = tid
+            bucket = self._tracks_by_title.setdefault((title, rid), [])
+            bucket.append(tid)
+            bucket.sort()
+        if loaded:
+            cond, p = self._in("track_id", loaded, "int")
+            for aid, tid in self._q(
+                f"SELECT artist_id, track_id FROM artist_tracks WHERE {cond}", [p]
+            ).fetchall():
+                self._tracks[tid].artists.add(aid)
+
+    def _cover(self, **kw: str) -> None:
+        """Load what one lookup outside the covered slice needs (should be rare)."""
+        needs = Needs()
+        for attr, value in kw.items():
+            getattr(needs, attr).add(value)
+        self.lazy_loads += 1
+        self.ensure(needs)
+
+    # --- artists -------------------------------------------------------------------------
+
+    def _artist(self, artist_id: int | None) -> Artist | None:
+        if artist_id is None:
+            return None
+        row = self._artists[artist_id]
+        if row.primary is None:
+            return None  # Koito's queries only see artists that have a primary alias
+        return Artist(artist_id, row.primary, row.mbid, list(row.aliases))
+
+    def artist_by_mbid(self, mbid: str) -> Artist | None:
+        if mbid not in self._cov.artist_mbids:
+            self._cover(artist_mbids=mbid)
+        return self._artist(self._artist_by_mbid.get(mbid))
+
+    def artist_by_name(self, name: str) -> Artist | None:
+        if name not in self._cov.names:
+            self._cover(names=name)
+        return self._artist(self._artist_by_alias.get(name))
+
+    def create_artist(
+        self, name: str, mbid: str = "", aliases: Sequence[str] = (), image_url: str = ""
+    ) -> Artist:
+        aid = PROVISIONAL_BASE + len(self.new_artists)
+        self.new_artists.append(aid)
+        all_aliases = _unique([name, *aliases]) if aliases else [name]
+        row = _ArtistRow(name, mbid or None, all_aliases)
+        row.db_mbid = None
+        row.image, row.image_source = _image(image_url)
+        row.new_aliases = _aliases(name, aliases, MUSICBRAINZ)
+        self._artists[aid] = row
+        by_alias = self._artist_by_alias
+        for alias in all_aliases:
+            by_alias.setdefault(alias, aid)  # any existing entry has a lower id
+        if mbid:
+            self._artist_by_mbid[mbid] = aid
+        self.changes += 1
+        return Artist(aid, name, mbid or None, list(all_aliases))
+
+    def set_artist_mbid(self, artist: Artist, mbid: str) -> None:
+        row = self._artists[artist.id]
+        if row.mbid is not None and self._artist_by_mbid.get(row.mbid) == artist.id:
+            del self._artist_by_mbid[row.mbid]
+        row.mbid = mbid
+        self._artist_by_mbid[mbid] = artist.id
+        artist.mbid = mbid
+        self.changes += 1
+
+    def forget_lookups_for_artist(self, artist_id: int) -> None:
+        if self._forget_hook is not None:
+            self._forget_hook(artist_id, list(self._new_tracks_of_artist.get(artist_id, ())))
+
+    # --- albums --------------------------------------------------------------------------
+
+    def _album(self, album_id: int | None) -> Album | None:
+        if album_id is None:
+            return None
+        row = self._albums[album_id]
+        return Album(album_id, row.title, row.mbid)
+
+    def album_by_mbid(self, mbid: str) -> Album | None:
+        if mbid not in self._cov.release_mbids:
+            self._cover(release_mbids=mbid)
+        return self._album(self._album_by_mbid.get(mbid))
+
+    def album_by_title(self, title: str, artist_id: int) -> Album | None:
+        if title not in self._cov.album_titles:
+            self._cover(album_titles=title)
+        return self._album(self._album_by_title.get((title, artist_id)))
+
+    def create_album(
+        self,
+        title: str,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        aliases: Sequence[str] = (),
+        various_artists: bool = False,
+        image_url: str = "",
+    ) -> Album:
+        rid = PROVISIONAL_BASE + len(self.new_albums)
+        self.new_albums.append(rid)
+        row = _AlbumRow(title, mbid or None)
+        row.db_mbid = None
+        row.various = bool(various_artists)
+        row.image, row.image_source = _image(image_url)
+        row.new_aliases = _aliases(title, aliases, MUSICBRAINZ)
+        self._albums[rid] = row
+        if mbid:
+            self._album_by_mbid[mbid] = rid
+        self.changes += 1
+        for i, aid in enumerate(artist_ids):
+            self._link(rid, row, aid, i == 0)
+        return Album(rid, title, mbid or None)
+
+    def _link(self, rid: int, album: _AlbumRow, artist_id: int, primary: bool) -> None:
+        """INSERT INTO artist_releases ... ON CONFLICT DO NOTHING: the first link wins."""
+        if artist_id in album.links:
+            return
+        album.links.add(artist_id)
+        self.new_album_links.append((artist_id, rid, primary))
+        key = (album.title, artist_id)
+        if self._album_by_title.get(key, rid + 1) > rid:
+            self._album_by_title[key] = rid
+        self.changes += 1
+
+    def set_album_mbid(self, album: Album, mbid: str) -> None:
+        row = self._albums[album.id]
+        if row.mbid is not None and self._album_by_mbid.get(row.mbid) == album.id:
+            del self._album_by_mbid[row.mbid]
+        row.mbid = mbid
+        self._album_by_mbid[mbid] = album.id
+        album.mbid = mbid
+        self.changes += 1
+
+    def link_album_artists(self, album_id: int, artist_ids: Sequence[int]) -> None:
+        row = self._albums[album_id]
+        for aid in artist_ids:
+            self._link(album_id, row, aid, False)
+
+    # --- tracks --------------------------------------------------------------------------
+
+    def _track(self, track_id: int | None) -> Track | None:
+        if track_id is None:
+            return None
+        row = self._tracks[track_id]
+        return Track(track_id, row.title, row.album_id, row.mbid, row.duration)
+
+    def track_by_mbid(self, mbid: str) -> Track | None:
+        if mbid not in self._cov.recording_mbids:
+            self._cover(recording_mbids=mbid)
+        return self._track(self._track_by_mbid.get(mbid))
+
+    def track_by_info(self, title: str, album_id: int, artist_ids: Sequence[int]) -> Track | None:
+        if title not in self._cov.track_titles:
+            self._cover(track_titles=title)
+        wanted = set(artist_ids)
+        if len(wanted) != len(artist_ids):
+            # count(DISTINCT artist_id) can never reach len(ids) with a repeated id.
+            return None
+        for tid in self._tracks_by_title.get((title, album_id), ()):
+            if wanted <= self._tracks[tid].artists:
+                return self._track(tid)
+        return None
+
+    def create_track(
+        self,
+        title: str,
+        album_id: int,
+        artist_ids: Sequence[int],
+        mbid: str = "",
+        duration: int = 0,
+        aliases: Sequence[str] = (),
+    ) -> Track:
+        tid = PROVISIONAL_BASE + len(self.new_tracks)
+        self.new_tracks.append(tid)
+        row = _TrackRow(title, album_id, mbid or None, duration)
+        row.db_mbid = None
+        row.new_aliases = _aliases(title, aliases, IMPORT)
+        self._tracks[tid] = row
+        if mbid:
+            self._track_by_mbid[mbid] = tid
+        self._tracks_by_title.setdefault((title, album_id), []).append(tid)  # largest id
+        # INSERT INTO artist_tracks ... ON CONFLICT DO NOTHING: a repeated id keeps its
+        # first row (and is_primary only for the very first one).
+        for i, aid in enumerate(artist_ids):
+            if aid not in row.artists:
+                row.artists.add(aid)
+                row.new_links.append((aid, i == 0))
+                self._new_tracks_of_artist.setdefault(aid, []).append(tid)
+        self.changes += 1
+        self.link_album_artists(album_id, artist_ids)
+        return Track(tid, title, album_id, mbid or None, duration)
+
+    def set_track_mbid(self, track: Track, mbid: str) -> None:
+        row = self._tracks[track.id]
+        if row.mbid is not None and self._track_by_mbid.get(row.mbid) == track.id:
+            del self._track_by_mbid[row.mbid]
+        row.mbid = mbid
+        self._track_by_mbid[mbid] = track.id
+        track.mbid = mbid
+        self.changes += 1
+
+    def set_track_duration(self, track: Track, duration: int) -> None:
+        self._tracks[track.id].duration = duration
+        track.duration = duration
+        self.changes += 1
+
+    # --- what to write -------------------------------------------------------------------
+
+    def artist_row(self, artist_id: int) -> _ArtistRow:
+        return self._artists[artist_id]
+
+    def album_row(self, album_id: int) -> _AlbumRow:
+        return self._albums[album_id]
+
+    def track_row(self, track_id: int) -> _TrackRow:
+        return self._tracks[track_id]
+
+    def changed_artists(self) -> list[tuple[int, str | None, str | None]]:
+        """(id, MBID in the database, MBID now) of loaded artists whose MBID changed."""
+        return [
+            (aid, row.db_mbid, row.mbid)
+            for aid, row in self._artists.items()
+            if aid < PROVISIONAL_BASE and row.mbid != row.db_mbid
+        ]
+
+    def changed_albums(self) -> list[tuple[int, str | None, str | None]]:
+        return [
+            (rid, row.db_mbid, row.mbid)
+            for rid, row in self._albums.items()
+            if rid < PROVISIONAL_BASE and row.mbid != row.db_mbid
+        ]
+
+    def changed_tracks(self) -> list[tuple[int, str | None, str | None, int | None]]:
+        """(id, old MBID, new MBID, new duration or None) of loaded tracks that changed."""
+        out = []
+        for tid, row in self._tracks.items():
+            if tid >= PROVISIONAL_BASE:
+                continue
+            duration = row.duration if row.duration != row.db_duration else None
+            if row.mbid != row.db_mbid or duration is not None:
+                out.append((tid, row.db_mbid, row.mbid, duration))
+        return out
