@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from functools import cache
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from benchmarks.generate import DEFAULT_LISTENS, generate_listens
+from benchmarks.generate import DEFAULT_LISTENS, generate_listens, write_export
 from koito_import import _normalize_py
 from koito_import.listen import Listen
+from koito_import.testing import fresh_database, postgres_server
+
+#: The 1,000,000-listen runs take minutes; opt in.
+BENCH_1M = bool(os.environ.get("KOITO_IMPORT_BENCH_1M"))
 
 #: The plan's workload, unless KOITO_IMPORT_BENCH_LISTENS says otherwise.
 BENCH_LISTENS = int(os.environ.get("KOITO_IMPORT_BENCH_LISTENS", DEFAULT_LISTENS))
@@ -57,3 +63,48 @@ def c_impl() -> ModuleType:
 def medians() -> dict[str, float]:
     """Median seconds of the benchmarks run so far, by name (to report ratios)."""
     return {}
+
+
+# --- end-to-end imports ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    folder = tmp_path_factory.mktemp("exports")
+    sizes = [10_000, 49_050, 100_000]
+    if BENCH_1M:
+        sizes.append(1_000_000)
+    return {n: write_export(folder / f"maloja-{n}.json", "maloja", n) for n in sizes}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+class Targets:
+    """Fresh databases per round: SQLite files in a temp folder, PostgreSQL databases."""
+
+    def __init__(self, backend: str, folder: Path, pg_server: str | None) -> None:
+        self.backend, self.folder, self.pg_server = backend, folder, pg_server
+        self._dbs: list = []
+
+    def fresh(self) -> str:
+        if self.backend == "sqlite":
+            return str(self.folder / f"{uuid.uuid4().hex}.db")
+        cm = fresh_database(self.pg_server)
+        self._dbs.append(cm)
+        return cm.__enter__()
+
+    def close(self) -> None:
+        for cm in self._dbs:
+            cm.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def targets(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Targets]:
+    server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
+    t = Targets(request.param, tmp_path, server)
+    yield t
+    t.close()

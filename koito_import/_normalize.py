@@ -26,4 +26,4 @@ else:
 
         __impl__ = "python"
 
-__all__ = [*_names, "__impl__"]  # noqa: PLE0604
+__all__ = [*_names, "__impl__"]

@@ -87,9 +87,7 @@ def _split_go(pattern: re.Pattern[str], text: str) -> list[str]:
     return out
 
 
-def parse_artists(
-    artist: str, title: str, separators: Sequence[re.Pattern[str]]
-) -> list[str]:
+def parse_artists(artist: str, title: str, separators: Sequence[re.Pattern[str]]) -> list[str]:
     """Koito's ParseArtists: featured artists from the artist string and the title.
 
     Featured names come first, then the artist string split by the separators (or whole
@@ -163,9 +161,7 @@ def prepare(listen: Listen) -> Listen:
         raise InvalidListen("missing_title")
     names = tuple(n for n in (_checked(x) for x in listen.artist_names) if n)
     mappings = tuple(
-        (name, mbid)
-        for name, mbid in ((_checked(n), m) for n, m in listen.mbid_mappings)
-        if name
+        (name, mbid) for name, mbid in ((_checked(n), m) for n, m in listen.mbid_mappings) if name
     )
     entities = listen.entities
     if entities is not None:

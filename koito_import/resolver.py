@@ -182,7 +182,9 @@ def _resolve_koito_export(catalog: Catalog, listen: Listen, ent: KoitoEntities) 
     ids = tuple(artist_ids)
 
     rec = ent.album
-    album = catalog.album_by_mbid(rec.mbid) if rec.mbid else catalog.album_by_title(rec.name, ids[0])
+    album = (
+        catalog.album_by_mbid(rec.mbid) if rec.mbid else catalog.album_by_title(rec.name, ids[0])
+    )
     if album is None:
         album = catalog.create_album(
             rec.name, ids, rec.mbid, rec.aliases, ent.various_artists, rec.image_url

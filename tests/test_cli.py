@@ -42,21 +42,36 @@ def test_submit_twice_hits_the_cache(capsys: pytest.CaptureFixture[str], db_targ
     assert code == 0 and "removed 1 lookup rows" in out
 
 
-def test_submit_invalid_listen_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = cli(capsys, "submit", "--artist", " ", "--track", "T", "--db", str(tmp_path / "k.db"))
+def test_submit_invalid_listen_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(
+        capsys, "submit", "--artist", " ", "--track", "T", "--db", str(tmp_path / "k.db")
+    )
     assert code == 2
     assert err.strip() == "koito-import: error: listen not imported: missing_artist"
 
 
 def test_bad_time_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = cli(
-        capsys, "submit", "--artist", "A", "--track", "T", "--time", "yesterday", "--db", str(tmp_path / "k.db")
+        capsys,
+        "submit",
+        "--artist",
+        "A",
+        "--track",
+        "T",
+        "--time",
+        "yesterday",
+        "--db",
+        str(tmp_path / "k.db"),
     )
     assert code == 2
     assert "--time 'yesterday'" in err and "Traceback" not in err
 
 
-def test_foreign_sqlite_database_is_refused_untouched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_foreign_sqlite_database_is_refused_untouched(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     db = tmp_path / "other.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE notes (body TEXT)")
@@ -67,13 +82,19 @@ def test_foreign_sqlite_database_is_refused_untouched(capsys: pytest.CaptureFixt
     assert db.read_bytes() == before
 
 
-def test_missing_folder_is_a_database_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = cli(capsys, "submit", "--artist", "A", "--track", "T", "--db", str(tmp_path / "no" / "k.db"))
+def test_missing_folder_is_a_database_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(
+        capsys, "submit", "--artist", "A", "--track", "T", "--db", str(tmp_path / "no" / "k.db")
+    )
     assert code == 3
     assert "does not exist" in err and len(err.strip().splitlines()) == 1
 
 
-def test_unreachable_postgres_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_unreachable_postgres_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     url = f"postgresql://nobody@/koito?host={tmp_path}&connect_timeout=2"
     code, _, err = cli(capsys, "cache", "clear", "--db", url)
     assert code == 3
@@ -83,7 +104,15 @@ def test_unreachable_postgres_is_one_line(capsys: pytest.CaptureFixture[str], tm
 
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = cli(
-        capsys, "--debug", "submit", "--artist", "A", "--track", "T", "--db", str(tmp_path / "no" / "k.db")
+        capsys,
+        "--debug",
+        "submit",
+        "--artist",
+        "A",
+        "--track",
+        "T",
+        "--db",
+        str(tmp_path / "no" / "k.db"),
     )
     assert code == 3 and "Traceback" in err
 
@@ -93,7 +122,7 @@ def test_database_url_from_environment(
 ) -> None:
     db = tmp_path / "env.db"
     monkeypatch.setenv("KOITO_DATABASE_URL", f"sqlite:///{db}")
-    code, out, err = cli(capsys, "submit", "--artist", "A", "--track", "T")
+    code, _, err = cli(capsys, "submit", "--artist", "A", "--track", "T")
     assert code == 0, err
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == 1

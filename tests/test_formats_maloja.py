@@ -129,6 +129,7 @@ def test_koito_sample_magnify_tokyo(shared_assets: Path) -> None:
 def test_fast_path_agrees_with_the_careful_reader() -> None:
     """Every fixture item the fast path takes gives exactly the careful reader's Listen."""
     from koito_import.importers import maloja as plugin
+
     from koito_import.jsonstream import ITEMS, iter_items
 
     taken = 0

@@ -32,7 +32,9 @@ def send(store: Store, artist: str = "A", title: str = "T", time: int = 1_000, *
 
 
 def artist_names(store: Store) -> list[str]:
-    return [r[0] for r in store.execute("SELECT name FROM artists_with_name ORDER BY id").fetchall()]
+    return [
+        r[0] for r in store.execute("SELECT name FROM artists_with_name ORDER BY id").fetchall()
+    ]
 
 
 def tracks(store: Store) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -116,14 +118,12 @@ def test_each_separator_pattern_splits_the_whole_string(store: Store) -> None:
 def test_artist_found_by_any_alias_lowest_id_wins(store: Store) -> None:
     send(store, artist="X", artist_names=("X",), title="one", time=1)
     send(store, artist="Y", artist_names=("Y",), title="two", time=2)
-    store.execute(
-        "INSERT INTO artist_aliases (artist_id, alias, source, is_primary) VALUES (2, 'X', 'Manual', ?)",
-        (False,),
-    )
-    store.execute(
-        "INSERT INTO artist_aliases (artist_id, alias, source, is_primary) VALUES (2, 'Z', 'Manual', ?)",
-        (False,),
-    )
+    for alias in ("X", "Z"):
+        store.execute(
+            "INSERT INTO artist_aliases (artist_id, alias, source, is_primary) "
+            "VALUES (2, ?, 'Manual', ?)",
+            (alias, False),
+        )
     send(store, artist="X", artist_names=("X",), title="three", time=3)
     send(store, artist="Z", artist_names=("Z",), title="four", time=4)
     assert [t[2] for t in tracks(store)] == [("X",), ("Y",), ("X",), ("Y",)]
@@ -198,7 +198,9 @@ def test_release_mbid_attached_to_album_found_by_title(store: Store) -> None:
 def test_album_with_mbid_keeps_it_and_new_album_gets_release_mbid(store: Store) -> None:
     send(store, album="Al", release_mbid=M1, time=1)
     send(store, album="Al", release_mbid=M2, time=2)
-    assert [str(r[0]) for r in store.execute("SELECT musicbrainz_id FROM releases").fetchall()] == [M1]
+    assert [str(r[0]) for r in store.execute("SELECT musicbrainz_id FROM releases").fetchall()] == [
+        M1
+    ]
 
 
 # --- tracks ----------------------------------------------------------------------------
@@ -258,7 +260,9 @@ def test_listen_written_as_user_one_with_client(store: Store) -> None:
         (Listen(artist="(feat. )", title="T", time=1), "no_artist_found"),
     ],
 )
-def test_unimportable_listen_raises_and_writes_nothing(store: Store, listen: Listen, reason: str) -> None:
+def test_unimportable_listen_raises_and_writes_nothing(
+    store: Store, listen: Listen, reason: str
+) -> None:
     with pytest.raises(InvalidListen) as err:
         submit_listen(store, listen)
     assert err.value.reason == reason
@@ -283,7 +287,9 @@ def koito_listen(time: int, artist_mbid: str = "", image: str = "") -> Listen:
         track=EntityRecord("T", ("T", "T (Remastered)")),
         various_artists=True,
     )
-    return Listen(artist="A", title="T", album="Al", time=time, duration=90, client="koito", entities=ents)
+    return Listen(
+        artist="A", title="T", album="Al", time=time, duration=90, client="koito", entities=ents
+    )
 
 
 def test_koito_export_entities_created_with_aliases_and_sources(store: Store) -> None:

@@ -24,8 +24,11 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def scrobble(t: int, artist: str = "A", title: str = "T", album: str | None = "Al") -> dict:
     return {
         "time": t,
-        "track": {"artists": [artist], "title": title,
-                  "album": {"albumtitle": album} if album is not None else None},
+        "track": {
+            "artists": [artist],
+            "title": title,
+            "album": {"albumtitle": album} if album is not None else None,
+        },
     }
 
 
@@ -65,15 +68,29 @@ def test_summary_table_on_stderr(capsys, tmp_path: Path) -> None:
     code, out, err = cli(capsys, "run", str(EXAMPLE), "--db", str(tmp_path / "k.db"))
     assert code == 0
     assert out == ""
-    for row in ("listens read", "skipped: missing_title", "duplicates in input", "inserted",
-                "already present", "new artists", "listens per second"):
+    for row in (
+        "listens read",
+        "skipped: missing_title",
+        "duplicates in input",
+        "inserted",
+        "already present",
+        "new artists",
+        "listens per second",
+    ):
         assert row in err
 
 
 def test_import_window(capsys, tmp_path: Path) -> None:
-    f = maloja(tmp_path / "m.json", scrobble(100, title="a"), scrobble(200, title="b"), scrobble(300, title="c"))
+    f = maloja(
+        tmp_path / "m.json",
+        scrobble(100, title="a"),
+        scrobble(200, title="b"),
+        scrobble(300, title="c"),
+    )
     db = str(tmp_path / "k.db")
-    code, out, err = cli(capsys, "run", str(f), "--db", db, "--since", "150", "--until", "250", "--json")
+    code, out, err = cli(
+        capsys, "run", str(f), "--db", db, "--since", "150", "--until", "250", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["skipped"] == {"outside_window": 2}
     assert count(db, "listens") == 1
@@ -83,7 +100,7 @@ def test_window_from_koito_environment(capsys, tmp_path: Path, monkeypatch) -> N
     monkeypatch.setenv("KOITO_IMPORT_AFTER_UNIX", "150")
     f = maloja(tmp_path / "m.json", scrobble(100, title="a"), scrobble(200, title="b"))
     code, out, _ = cli(capsys, "run", str(f), "--db", str(tmp_path / "k.db"), "--json")
-    assert json.loads(out)["inserted"] == 1
+    assert code == 0 and json.loads(out)["inserted"] == 1
 
 
 def test_dry_run_writes_nothing(capsys, tmp_path: Path) -> None:
@@ -94,8 +111,15 @@ def test_dry_run_writes_nothing(capsys, tmp_path: Path) -> None:
     assert not db.exists()
     cli(capsys, "run", str(EXAMPLE), "--db", str(db), "--quiet")
     before = db.read_bytes()
-    code, out, _ = cli(capsys, "run", str(maloja(tmp_path / "new.json", scrobble(5, "New"))), "--db", str(db),
-                       "--dry-run", "--json")
+    code, out, _ = cli(
+        capsys,
+        "run",
+        str(maloja(tmp_path / "new.json", scrobble(5, "New"))),
+        "--db",
+        str(db),
+        "--dry-run",
+        "--json",
+    )
     assert json.loads(out)["new_artists"] == 1
     assert count(str(db), "artists") == 6
     assert db.read_bytes() == before
@@ -106,8 +130,16 @@ def test_files_are_imported_in_the_order_given(capsys, tmp_path: Path) -> None:
     solo = tmp_path / "solo.json"
     solo.write_text(json.dumps([scrobble(1)]))
     duo = tmp_path / "duo.json"
-    duo.write_text(json.dumps([{"time": 2, "track": {"artists": ["A", "B"], "title": "T",
-                                                     "album": {"albumtitle": "Al"}}}]))
+    duo.write_text(
+        json.dumps(
+            [
+                {
+                    "time": 2,
+                    "track": {"artists": ["A", "B"], "title": "T", "album": {"albumtitle": "Al"}},
+                }
+            ]
+        )
+    )
     first, second = str(tmp_path / "1.db"), str(tmp_path / "2.db")
     assert cli(capsys, "run", "-p", "maloja", str(solo), str(duo), "--db", first, "-q")[0] == 0
     assert cli(capsys, "run", "-p", "maloja", str(duo), str(solo), "--db", second, "-q")[0] == 0
@@ -119,7 +151,9 @@ def test_file_without_importable_listens_is_an_error(capsys, tmp_path: Path) -> 
     db = str(tmp_path / "k.db")
     code, _, err = cli(capsys, "run", str(f), "--db", db)
     assert code == 1
-    assert err.startswith(f"koito-import: error: {f}: no importable listen in this file (2 items read;")
+    assert err.startswith(
+        f"koito-import: error: {f}: no importable listen in this file (2 items read;"
+    )
     assert count(db, "listens") == 0
 
 
@@ -142,7 +176,9 @@ def test_truncated_file_writes_nothing(capsys, db_target: str, tmp_path: Path) -
         ("listenbrainz_bad.zip", b"PK\x03\x04 not really a zip", "listenbrainz_bad.zip"),
     ],
 )
-def test_bad_files_are_one_line_errors(capsys, tmp_path: Path, name: str, content: bytes | None, message: str) -> None:
+def test_bad_files_are_one_line_errors(
+    capsys, tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
@@ -162,9 +198,13 @@ def test_bad_file_stops_the_run_but_earlier_files_stay(capsys, tmp_path: Path) -
 
 
 def test_unknown_plugin_and_mode_are_usage_errors(capsys, tmp_path: Path) -> None:
-    code, _, err = cli(capsys, "run", str(EXAMPLE), "--plugin", "nope", "--db", str(tmp_path / "k.db"))
+    code, _, err = cli(
+        capsys, "run", str(EXAMPLE), "--plugin", "nope", "--db", str(tmp_path / "k.db")
+    )
     assert code == 2 and "nope" in err and "maloja" in err
-    code, _, err = cli(capsys, "run", str(EXAMPLE), "--mode", "fast", "--db", str(tmp_path / "k.db"))
+    code, _, err = cli(
+        capsys, "run", str(EXAMPLE), "--mode", "fast", "--db", str(tmp_path / "k.db")
+    )
     assert code == 2
 
 
@@ -177,15 +217,22 @@ def test_undetectable_file_lists_installed_plugins(capsys, tmp_path: Path) -> No
 
 
 def test_spotify_thirty_second_option(capsys, tmp_path: Path) -> None:
-    item = {"ts": "2025-01-01T10:00:00Z", "ms_played": 45_000, "master_metadata_track_name": "T",
-            "master_metadata_album_artist_name": "A", "master_metadata_album_album_name": "Al",
-            "reason_end": "fwdbtn"}
+    item = {
+        "ts": "2025-01-01T10:00:00Z",
+        "ms_played": 45_000,
+        "master_metadata_track_name": "T",
+        "master_metadata_album_artist_name": "A",
+        "master_metadata_album_album_name": "Al",
+        "reason_end": "fwdbtn",
+    }
     f = tmp_path / "Streaming_History_Audio_2025.json"
     f.write_text(json.dumps([item, {**item, "ts": "2025-01-01T11:00:00Z", "ms_played": 10_000}]))
     db = tmp_path / "k.db"
     code, _, err = cli(capsys, "run", str(f), "--db", str(db), "--json")
     assert code == 1 and "not_trackdone: 2" in err
-    code, out, err = cli(capsys, "run", str(f), "--db", str(db), "--json", "--spotify-min-seconds", "30")
+    code, out, err = cli(
+        capsys, "run", str(f), "--db", str(db), "--json", "--spotify-min-seconds", "30"
+    )
     assert code == 0, err
     assert json.loads(out)["inserted"] == 1
     with sqlite3.connect(db) as conn:

@@ -106,7 +106,9 @@ def test_featured_artist_listen_does_not_reuse_solo_resolution(store: Store) -> 
 def test_separator_setting_is_part_of_the_key(store: Store) -> None:
     listen = Listen(artist="A & B", title="T", time=1)
     submit_listen(store, listen)
-    other = submit_listen(store, Listen(artist="A & B", title="T", time=2), MatchSettings.from_value(r"\s*&\s*"))
+    other = submit_listen(
+        store, Listen(artist="A & B", title="T", time=2), MatchSettings.from_value(r"\s*&\s*")
+    )
     assert not other.cache_hit
     assert store.execute("SELECT count(*) FROM tracks").fetchone()[0] == 2
 

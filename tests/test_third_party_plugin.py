@@ -63,7 +63,11 @@ def test_plugin_imports_through_run(rockbox_installed: None, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["inserted"] == 2
-    assert summary["skipped"] == {"skipped_on_player": 1, "wrong_field_count": 1, "missing_artist": 1}
+    assert summary["skipped"] == {
+        "skipped_on_player": 1,
+        "wrong_field_count": 1,
+        "missing_artist": 1,
+    }
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT t.title, l.client, l.listened_at, t.duration, t.musicbrainz_id "
@@ -77,7 +81,10 @@ def test_plugin_imports_through_run(rockbox_installed: None, tmp_path: Path) -> 
 
 def test_load_plugins_env_can_exclude_it(rockbox_installed: None) -> None:
     done = subprocess.run(
-        [*CLI, "plugins", "--json"], capture_output=True, text=True, timeout=120,
+        [*CLI, "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**__import__("os").environ, "KOITO_IMPORT_LOAD_PLUGINS": "maloja,spotify"},
     )
     assert done.returncode == 0, done.stderr

@@ -39,7 +39,8 @@ def _utc_offset_seconds() -> int:
 def koito_import_describe() -> PluginInfo:
     """Name, format and usual file name."""
     return PluginInfo(
-        "rockbox", formats=("Audioscrobbler portable player log (Rockbox)",),
+        "rockbox",
+        formats=("Audioscrobbler portable player log (Rockbox)",),
         patterns=(".scrobbler.log", "*.scrobbler.log", "scrobbler*.log"),
     )
 
@@ -63,7 +64,11 @@ def koito_import_parse(path: Path, options: ParseOptions) -> Iterator[Listen | S
         for number, line in enumerate(handle, 1):
             line = line.rstrip("\r\n")
             if number == 1 and not line.lstrip("\ufeff").startswith("#AUDIOSCROBBLER/"):
-                raise InputError(str(path), "line 1", "not an Audioscrobbler log (#AUDIOSCROBBLER/ header missing)")
+                raise InputError(
+                    str(path),
+                    "line 1",
+                    "not an Audioscrobbler log (#AUDIOSCROBBLER/ header missing)",
+                )
             if line.startswith("#"):
                 header_utc = header_utc or line.strip() == "#TZ/UTC"
                 continue

@@ -13,7 +13,14 @@ from koito_import.stores.base import CatalogCounts, SqlCatalog, Store
 
 DEFAULT_SQLITE_PATH = "koito.db"
 
-__all__ = ["DEFAULT_SQLITE_PATH", "CatalogCounts", "SqlCatalog", "Store", "open_store", "resolve_target"]
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "CatalogCounts",
+    "SqlCatalog",
+    "Store",
+    "open_store",
+    "resolve_target",
+]
 
 
 def resolve_target(target: str | None) -> str:

@@ -236,7 +236,9 @@ class SqlCatalog:
 
     # tracks
 
-    _TRACK = "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
+    _TRACK = (
+        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
+    )
 
     @staticmethod
     def _track(row: Sequence[Any] | None) -> Track | None:
@@ -244,7 +246,9 @@ class SqlCatalog:
 
     def track_by_mbid(self, mbid: str) -> Track | None:
         return self._track(
-            self._q(self._TRACK + "WHERE t.musicbrainz_id = ? ORDER BY t.id LIMIT 1", (mbid,)).fetchone()
+            self._q(
+                self._TRACK + "WHERE t.musicbrainz_id = ? ORDER BY t.id LIMIT 1", (mbid,)
+            ).fetchone()
         )
 
     def track_by_info(self, title: str, album_id: int, artist_ids: Sequence[int]) -> Track | None:

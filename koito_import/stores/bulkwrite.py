@@ -277,9 +277,10 @@ class PostgresBulkWriter(BulkWriter):
         return out
 
     def _copy(self, table: str, columns: Sequence[str], types: Sequence[str], rows: list) -> None:
-        with self.conn.cursor() as cur, cur.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
             copy.set_types(list(types))
             for row in self._binary_rows(types, rows):
                 copy.write_row(row)
@@ -347,7 +348,6 @@ class PostgresBulkWriter(BulkWriter):
         )
         return cur.rowcount
 
-
     def _copy_listens(self, rows: list[tuple[int, int, str | None]], user_id: int) -> None:
         """COPY listens straight into the table, in PostgreSQL's binary format built here.
 
@@ -371,9 +371,12 @@ class PostgresBulkWriter(BulkWriter):
             out.append(head(4, 4, track_id, 8, (t - _PG_EPOCH) * 1_000_000, 4, user_id))
             out.append(tail)
         out.append(_PGCOPY_TRAILER)
-        with self.conn.cursor() as cur, cur.copy(
-            "COPY listens (track_id, listened_at, user_id, client) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(
+                "COPY listens (track_id, listened_at, user_id, client) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.write(b"".join(out))
 
 

@@ -27,7 +27,9 @@ class SqliteStore(Store):
         if self.path.is_dir():
             raise DatabaseError(f"{self.path} is a directory, not a Koito database file")
         if not self.path.parent.is_dir():
-            raise DatabaseError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
+            raise DatabaseError(
+                f"cannot create {self.path}: folder {self.path.parent} does not exist"
+            )
         try:
             self.conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False
