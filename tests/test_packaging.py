@@ -1,0 +1,65 @@
+"""What installing the project puts on a machine: one package, its data, its plugins.
+
+DESIGN.md: no generic top-level module named ``plugins`` may land in site-packages; the
+built-in importers register through the same entry-point group as third-party ones.
+"""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTINS = {"maloja", "spotify", "lastfm", "listenbrainz", "koito"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(out), str(ROOT)],
+        check=True,
+    )
+    [built] = out.glob("koito_import-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_has_one_top_level_package(wheel: zipfile.ZipFile) -> None:
+    tops = {name.split("/", 1)[0] for name in wheel.namelist()}
+    assert tops == {"koito_import", next(t for t in tops if t.endswith(".dist-info"))}
+
+
+def test_wheel_carries_importers_schema_and_extension(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    assert {f"koito_import/importers/{p}.py" for p in BUILTINS} <= names
+    assert {"koito_import/schema/sqlite.sql", "koito_import/schema/postgres.sql"} <= names
+    assert any(n.startswith("koito_import/_normalize_c") and n.endswith(".so") for n in names)
+
+
+def test_wheel_registers_builtins_as_entry_points(wheel: zipfile.ZipFile) -> None:
+    [ep_file] = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    eps = configparser.ConfigParser()
+    eps.read_string(wheel.read(ep_file).decode())
+    assert dict(eps["koito_import"]) == {p: f"koito_import.importers.{p}" for p in BUILTINS}
+    assert eps["console_scripts"]["koito-import"] == "koito_import.cli:main"
+
+
+def test_installed_environment_has_no_top_level_plugins_module(tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util as u, importlib.metadata as m;"
+        "print(u.find_spec('plugins') is None,"
+        " sorted(e.name for e in m.entry_points(group='koito_import')"
+        " if e.value.startswith('koito_import.importers.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    no_plugins, names = done.stdout.split(" ", 1)
+    assert no_plugins == "True"
+    assert names.strip() == repr(sorted(BUILTINS))
