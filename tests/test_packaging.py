@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # installs things; independent of the compiled hot path
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = {"maloja", "spotify", "lastfm", "listenbrainz", "koito"}
 

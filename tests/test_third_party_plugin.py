@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # installs things; independent of the compiled hot path
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "koito-import-rockbox"
 LOG = Path(__file__).resolve().parent / "fixtures" / "rockbox" / "scrobbler.log"
