@@ -8,6 +8,7 @@ too. Image ids are random UUIDs in Koito, so only whether an image is set counts
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -73,11 +74,7 @@ def catalog_snapshot(store: Store) -> dict[str, list]:
             store, "SELECT id, musicbrainz_id, duration, release_id FROM tracks"
         )
     }
-    time_sql = (
-        "CAST(extract(epoch FROM listened_at) AS bigint)"
-        if store.dialect == "postgresql"
-        else "listened_at"
-    )
+    time_sql = store.listen_epoch_sql
     listens = [
         (tracks[tid], ts, client or "", user)
         for tid, ts, client, user in _rows(
@@ -89,4 +86,35 @@ def catalog_snapshot(store: Store) -> dict[str, list]:
         "albums": sorted(albums.values()),
         "tracks": sorted(tracks.values()),
         "listens": sorted(listens),
+    }
+
+
+def table_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the catalog tables and the lookup cache, ids included, sorted.
+
+    Stricter than :func:`catalog_snapshot`: two imports that created the same entities
+    in the same order agree here too. Image ids are random, so only "set or not" counts.
+    """
+    queries = {
+        "artists": "SELECT id, musicbrainz_id, image IS NOT NULL, image_source FROM artists",
+        "artist_aliases": "SELECT artist_id, alias, source, is_primary FROM artist_aliases",
+        "releases": "SELECT id, musicbrainz_id, various_artists, image IS NOT NULL, "
+        "image_source FROM releases",
+        "release_aliases": "SELECT release_id, alias, source, is_primary FROM release_aliases",
+        "artist_releases": "SELECT artist_id, release_id, is_primary FROM artist_releases",
+        "tracks": "SELECT id, musicbrainz_id, duration, release_id FROM tracks",
+        "track_aliases": "SELECT track_id, alias, source, is_primary FROM track_aliases",
+        "artist_tracks": "SELECT artist_id, track_id, is_primary FROM artist_tracks",
+        "listens": f"SELECT track_id, {store.listen_epoch_sql}, client, user_id FROM listens",
+        "track_lookup": "SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup",
+    }
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, uuid.UUID):
+            return str(v)
+        return int(v) if isinstance(v, bool) else v
+
+    return {
+        table: sorted(tuple(norm(v) for v in row) for row in store.execute(sql).fetchall())
+        for table, sql in queries.items()
     }

@@ -8,7 +8,6 @@ rows (only random image ids may differ, so only whether an image is set is compa
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -23,7 +22,7 @@ from koito_import.bulk import BulkResult, BulkSubmitter
 from koito_import.errors import InvalidListen
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 from koito_import.settings import MatchSettings
-from koito_import.snapshot import catalog_snapshot
+from koito_import.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import submit_listen
 
@@ -33,40 +32,6 @@ M3 = "33333333-3333-4333-8333-333333333333"
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def raw_tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the catalog tables, ids included (image ids are random: set or not)."""
-    epoch = (
-        "CAST(extract(epoch FROM listened_at) AS bigint)"
-        if store.dialect == "postgresql"
-        else "listened_at"
-    )
-    queries = {
-        "artists": "SELECT id, musicbrainz_id, image IS NOT NULL, image_source FROM artists",
-        "artist_aliases": "SELECT artist_id, alias, source, is_primary FROM artist_aliases",
-        "releases": "SELECT id, musicbrainz_id, various_artists, image IS NOT NULL, "
-        "image_source FROM releases",
-        "release_aliases": "SELECT release_id, alias, source, is_primary FROM release_aliases",
-        "artist_releases": "SELECT artist_id, release_id, is_primary FROM artist_releases",
-        "tracks": "SELECT id, musicbrainz_id, duration, release_id FROM tracks",
-        "track_aliases": "SELECT track_id, alias, source, is_primary FROM track_aliases",
-        "artist_tracks": "SELECT artist_id, track_id, is_primary FROM artist_tracks",
-        "listens": f"SELECT track_id, {epoch}, client, user_id FROM listens",
-        "track_lookup": "SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup",
-    }
-
-    def norm(v: Any) -> Any:
-        if isinstance(v, uuid.UUID):
-            return str(v)
-        if isinstance(v, bool):
-            return int(v)
-        return v
-
-    return {
-        table: sorted(tuple(norm(v) for v in row) for row in store.execute(sql).fetchall())
-        for table, sql in queries.items()
-    }
 
 
 @dataclass
@@ -100,7 +65,7 @@ def bulk(store: Store, listens: Iterable[Listen], **kw: Any) -> BulkResult:
 def assert_same(ref_store: Store, bulk_store: Store, *, ids: bool = True) -> None:
     assert catalog_snapshot(bulk_store) == catalog_snapshot(ref_store)
     if ids:
-        a, b = raw_tables(ref_store), raw_tables(bulk_store)
+        a, b = table_rows(ref_store), table_rows(bulk_store)
         for table in a:
             assert b[table] == a[table], table
 
@@ -302,8 +267,7 @@ def _koito(
     **kw: Any,
 ) -> Listen:
     recs = tuple(
-        EntityRecord(name, (name, name + " (alias)"), mbid, image)
-        for name, mbid, image in artists
+        EntityRecord(name, (name, name + " (alias)"), mbid, image) for name, mbid, image in artists
     )
     ent = KoitoEntities(
         recs,
@@ -457,7 +421,7 @@ def test_separator_settings(stores: tuple[Store, Store]) -> None:
 def test_failure_midway_leaves_the_database_unchanged(stores: tuple[Store, Store]) -> None:
     _, blk = stores
     per_listen(blk, [L("A", "T", 1), L("B", "U", 2, mbid_mappings=(("B", M1),))])
-    before = raw_tables(blk)
+    before = table_rows(blk)
 
     def listens() -> Iterator[Listen]:
         for i in range(40):
@@ -467,16 +431,22 @@ def test_failure_midway_leaves_the_database_unchanged(stores: tuple[Store, Store
     with pytest.raises(OSError, match="disk gone"):
         # Small batches: several batches were written inside the transaction already.
         BulkSubmitter(blk, batch_size=3).run(listens())
-    assert raw_tables(blk) == before
+    assert table_rows(blk) == before
     # The store is usable afterwards.
     assert bulk(blk, [L("A", "T", 5)]).inserted == 1
 
 
 def test_ids_match_the_per_listen_path_on_a_fresh_database(stores: tuple[Store, Store]) -> None:
     listens = [
-        L(f"Artist {i % 23}", f"Track {i % 31}", 1000 + i, album=f"Album {i % 11}",
-          artist_names=(f"Artist {i % 23}",) + ((f"Artist {(i * 7) % 23}",) if i % 4 == 0 else ()),
-          duration=i % 3)
+        L(
+            f"Artist {i % 23}",
+            f"Track {i % 31}",
+            1000 + i,
+            album=f"Album {i % 11}",
+            artist_names=(f"Artist {i % 23}",)
+            + ((f"Artist {(i * 7) % 23}",) if i % 4 == 0 else ()),
+            duration=i % 3,
+        )
         for i in range(300)
     ]
     ref, blk = stores

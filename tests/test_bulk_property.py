@@ -21,7 +21,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -32,7 +31,7 @@ from hypothesis import strategies as st
 from koito_import.bulk import BulkSubmitter
 from koito_import.errors import InvalidListen
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
-from koito_import.snapshot import catalog_snapshot
+from koito_import.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import submit_listen
 
@@ -104,8 +103,12 @@ def stream(draw: st.DrawFn) -> list[Listen]:
         if out and draw(st.booleans()):
             old = draw(st.sampled_from(out))
             out.append(
-                Listen(**{**{f: getattr(old, f) for f in old.__dataclass_fields__},
-                          "time": draw(st.integers(0, 4))})
+                Listen(
+                    **{
+                        **{f: getattr(old, f) for f in old.__dataclass_fields__},
+                        "time": draw(st.integers(0, 4)),
+                    }
+                )
             )
         else:
             out.append(draw(base_listen))
@@ -113,35 +116,6 @@ def stream(draw: st.DrawFn) -> list[Listen]:
 
 
 # --- databases -----------------------------------------------------------------------------
-
-
-def _rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    epoch = (
-        "CAST(extract(epoch FROM listened_at) AS bigint)"
-        if store.dialect == "postgresql"
-        else "listened_at"
-    )
-    queries = {
-        "artists": "SELECT id, musicbrainz_id, image IS NOT NULL, image_source FROM artists",
-        "artist_aliases": "SELECT artist_id, alias, source, is_primary FROM artist_aliases",
-        "releases": "SELECT id, musicbrainz_id, various_artists, image IS NOT NULL, "
-        "image_source FROM releases",
-        "release_aliases": "SELECT release_id, alias, source, is_primary FROM release_aliases",
-        "artist_releases": "SELECT artist_id, release_id, is_primary FROM artist_releases",
-        "tracks": "SELECT id, musicbrainz_id, duration, release_id FROM tracks",
-        "track_aliases": "SELECT track_id, alias, source, is_primary FROM track_aliases",
-        "artist_tracks": "SELECT artist_id, track_id, is_primary FROM artist_tracks",
-        "listens": f"SELECT track_id, {epoch}, client, user_id FROM listens",
-        "track_lookup": "SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup",
-    }
-
-    def norm(v: Any) -> Any:
-        return str(v) if isinstance(v, uuid.UUID) else int(v) if isinstance(v, bool) else v
-
-    return {
-        t: sorted(tuple(norm(v) for v in r) for r in store.execute(q).fetchall())
-        for t, q in queries.items()
-    }
 
 
 class SqliteFactory:
@@ -246,14 +220,16 @@ def check(
         inserted, skipped = per_listen(ref, listens[prefix:])
         result = BulkSubmitter(blk, batch_size=batch_size).run(listens[prefix:])
         assert catalog_snapshot(blk) == catalog_snapshot(ref)
-        a, b = _rows(ref), _rows(blk)
+        a, b = table_rows(ref), table_rows(blk)
         for table in a:
             assert b[table] == a[table], table
         assert result.inserted == inserted
         assert Counter(result.skipped) == skipped
         assert result.read == len(listens) - prefix
         assert result.read == (
-            sum(result.skipped.values()) + result.duplicates + result.inserted
+            sum(result.skipped.values())
+            + result.duplicates
+            + result.inserted
             + result.already_present
         )
     finally:

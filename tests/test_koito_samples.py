@@ -45,14 +45,9 @@ def by_mbid(store: Store, view: str, column: str, mbid: str) -> object:
 
 
 def listen_times(store: Store, track_title: str) -> list[int]:
-    time_sql = (
-        "CAST(extract(epoch FROM l.listened_at) AS bigint)"
-        if store.dialect == "postgresql"
-        else "l.listened_at"
-    )
     rows = store.execute(
-        f"SELECT {time_sql} FROM listens l JOIN tracks_with_title t ON t.id = l.track_id "
-        "WHERE t.title = ?",
+        f"SELECT {store.listen_epoch_sql} FROM listens "
+        "WHERE track_id IN (SELECT id FROM tracks_with_title WHERE title = ?)",
         (track_title,),
     ).fetchall()
     return sorted(r[0] for r in rows)
@@ -137,8 +132,10 @@ def check_koito(store: Store) -> None:
         == "GIRI GIRI"
     )
     nelke = store.execute(
-        "SELECT ra.alias FROM release_aliases ra JOIN releases_with_title r ON r.id = ra.release_id "
-        "JOIN artist_releases ar ON ar.release_id = r.id JOIN artists_with_name a ON a.id = ar.artist_id "
+        "SELECT ra.alias FROM release_aliases ra "
+        "JOIN releases_with_title r ON r.id = ra.release_id "
+        "JOIN artist_releases ar ON ar.release_id = r.id "
+        "JOIN artists_with_name a ON a.id = ar.artist_id "
         "WHERE a.name = 'NELKE' AND r.title = '虹の色よ鮮やかであれ (NELKE ver.)'"
     ).fetchall()
     assert "Nijinoiroyo Azayakadeare (NELKE ver.)" in {r[0] for r in nelke}

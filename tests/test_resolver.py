@@ -242,12 +242,7 @@ def test_duplicate_listen_is_left_alone(store: Store) -> None:
 
 def test_listen_written_as_user_one_with_client(store: Store) -> None:
     send(store, time=1_700_000_000, client="maloja")
-    time_sql = (
-        "CAST(extract(epoch FROM listened_at) AS bigint)"
-        if store.dialect == "postgresql"
-        else "listened_at"
-    )
-    row = store.execute(f"SELECT {time_sql}, user_id, client FROM listens").fetchone()
+    row = store.execute(f"SELECT {store.listen_epoch_sql}, user_id, client FROM listens").fetchone()
     assert tuple(row) == (1_700_000_000, 1, "maloja")
 
 

@@ -58,6 +58,8 @@ class Store(ABC):
 
     #: SQL for a listen's time parameter (SQLite stores unix seconds, PostgreSQL timestamptz).
     listen_time_sql = "?"
+    #: SQL reading ``listens.listened_at`` back as unix seconds.
+    listen_epoch_sql = "listened_at"
 
     @staticmethod
     def client_value(client: str) -> str | None:

@@ -32,6 +32,7 @@ def _redact(url: str) -> str:
 class PostgresStore(Store):
     dialect = "postgresql"
     listen_time_sql = "to_timestamp(?)"
+    listen_epoch_sql = "CAST(extract(epoch FROM listened_at) AS bigint)"
 
     @staticmethod
     def client_value(client: str) -> str | None:
