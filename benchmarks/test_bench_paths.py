@@ -7,6 +7,7 @@ bulk ≥ 100× faster). The per-listen path is Koito's SubmitListen, listen by l
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from benchmarks.conftest import Targets
 from benchmarks.test_bench_import import import_file
+from koito_import.errors import InvalidListen
 from koito_import.listen import Listen
 from koito_import.stores import Store, open_store
 from koito_import.submit import submit_listen
@@ -59,3 +61,26 @@ def test_live_submit_cache_hit(benchmark, primed: Store, targets: Targets) -> No
         assert result.cache_hit and result.inserted
 
     benchmark(submit)
+
+
+def test_live_path_commit_per_listen(benchmark, history, targets: Targets) -> None:
+    """The live path as a relay drives it: submit_listen per listen, each its own commit.
+
+    ``--mode per-listen`` runs the same matching inside one transaction per file (for
+    atomicity); this is the per-listen cost without that help, on the first 10,000
+    generated listens (the same shape as the 10k export above).
+    """
+    listens = history("maloja")[:10_000]
+    benchmark.group = f"bulk vs per-listen, 10k listens, {targets.backend}"
+    benchmark.extra_info["mode"] = "live path, one commit per listen"
+
+    def setup():
+        return (open_store(targets.fresh()),), {}
+
+    def submit_all(store: Store) -> None:
+        with store:
+            for listen in listens:
+                with contextlib.suppress(InvalidListen):
+                    submit_listen(store, listen)
+
+    benchmark.pedantic(submit_all, setup=setup, rounds=1, iterations=1)
