@@ -14,6 +14,7 @@ from __future__ import annotations
 import time as clock
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,9 @@ class ImportOptions:
     parse_options: plugins.ParseOptions = field(default_factory=plugins.ParseOptions)
     mode: Mode = "bulk"
     dry_run: bool = False
+    #: Parse worker processes reading files ahead of the writer (0: parse in-process).
+    #: See ``koito_import.parallel``; inputs too small to gain are parsed in-process.
+    workers: int = 0
 
 
 @dataclass
@@ -125,7 +129,10 @@ def _listens(
 
 
 def _write_per_listen(
-    store: Store, listens: Iterable[Listen], report: FileReport, options: ImportOptions,
+    store: Store,
+    listens: Iterable[Listen],
+    report: FileReport,
+    options: ImportOptions,
     progress: Callable[[int], None],
 ) -> None:
     for n, listen in enumerate(listens, 1):
@@ -143,7 +150,10 @@ def _write_per_listen(
 
 
 def _write_bulk(
-    store: Store, listens: Iterable[Listen], report: FileReport, options: ImportOptions,
+    store: Store,
+    listens: Iterable[Listen],
+    report: FileReport,
+    options: ImportOptions,
     progress: Callable[[int], None],
 ) -> None:
     from koito_import.bulk import BulkSubmitter
@@ -157,13 +167,27 @@ def _write_bulk(
     report.already_present += result.already_present
 
 
+Opened = tuple[str, Iterable[Listen | plugins.Skip]]
+
+
 def import_file(
-    store: Store, path: Path, options: ImportOptions, progress: Callable[[int], None] = lambda n: None
+    store: Store,
+    path: Path,
+    options: ImportOptions,
+    progress: Callable[[int], None] = lambda n: None,
+    opened: Opened | None = None,
 ) -> FileReport:
-    """Import one file in one transaction; raises InputError and writes nothing if it is bad."""
-    name = options.plugin or plugins.detect(path)[0]
+    """Import one file in one transaction; raises InputError and writes nothing if it is bad.
+
+    ``opened``: the file's (plugin name, records) when a parse worker already reads it.
+    """
+    if opened is None:
+        name = options.plugin or plugins.detect(path)[0]
+        items: Iterable[Listen | plugins.Skip] = plugins.parse(path, name, options.parse_options)
+    else:
+        name, items = opened
     report = FileReport(str(path), name)
-    listens = _listens(report, plugins.parse(path, name, options.parse_options), options)
+    listens = _listens(report, items, options)
     write = _write_bulk if options.mode == "bulk" else _write_per_listen
     before = store.counts()
     try:
@@ -174,9 +198,13 @@ def import_file(
             report.new_albums = after.albums - before.albums
             report.new_tracks = after.tracks - before.tracks
             if report.inserted + report.already_present == 0:
-                reasons = ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()) or "it is empty"
+                reasons = (
+                    ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()) or "it is empty"
+                )
                 raise InputError(
-                    str(path), "", f"no importable listen in this file ({report.read} items read; {reasons})"
+                    str(path),
+                    "",
+                    f"no importable listen in this file ({report.read} items read; {reasons})",
                 )
             if options.dry_run:
                 raise _Rollback
@@ -193,12 +221,24 @@ def run_import(
     progress: Callable[[int], None] = lambda n: None,
 ) -> RunSummary:
     """Import files in the order given; a bad file stops the run (files before it stay)."""
+    from koito_import import parallel
+
     started = clock.perf_counter()
     summary = RunSummary(store.display_name, options.mode, options.dry_run)
+    paths = list(paths)
     done = 0
-    for path in paths:
-        report = import_file(store, path, options, lambda n, base=done: progress(base + n))
-        summary.files.append(report)
-        done += report.read
+    with ExitStack() as stack:
+        source = None
+        if parallel.worth_it(paths, options.workers):
+            source = stack.enter_context(
+                parallel.Prefetcher(paths, options.plugin, options.parse_options, options.workers)
+            )
+        for i, path in enumerate(paths):
+            opened = source.open(i) if source is not None else None
+            report = import_file(
+                store, path, options, lambda n, base=done: progress(base + n), opened
+            )
+            summary.files.append(report)
+            done += report.read
     summary.seconds = clock.perf_counter() - started
     return summary
