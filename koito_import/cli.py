@@ -83,7 +83,9 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
     debug: Annotated[
         bool,
@@ -111,14 +113,22 @@ def parse_time(value: str) -> int:
 def submit(
     artist: Annotated[str, typer.Option("--artist", help="Artist string, parsed as Koito does.")],
     track: Annotated[str, typer.Option("--track", help="Track title.")],
-    album: Annotated[str, typer.Option("--album", help="Album title (default: the track title).")] = "",
+    album: Annotated[
+        str, typer.Option("--album", help="Album title (default: the track title).")
+    ] = "",
     time: Annotated[
         str | None, typer.Option("--time", help="Unix seconds or ISO 8601. [default: now]")
     ] = None,
     duration: Annotated[int, typer.Option("--duration", min=0, help="Track length, seconds.")] = 0,
-    client: Annotated[str, typer.Option("--client", help="Client name stored with the listen.")] = "koito-import",
-    recording_mbid: Annotated[str, typer.Option("--recording-mbid", help="MusicBrainz recording id.")] = "",
-    release_mbid: Annotated[str, typer.Option("--release-mbid", help="MusicBrainz release id.")] = "",
+    client: Annotated[
+        str, typer.Option("--client", help="Client name stored with the listen.")
+    ] = "koito-import",
+    recording_mbid: Annotated[
+        str, typer.Option("--recording-mbid", help="MusicBrainz recording id.")
+    ] = "",
+    release_mbid: Annotated[
+        str, typer.Option("--release-mbid", help="MusicBrainz release id.")
+    ] = "",
     db: DbOption = None,
     artist_separator: SeparatorOption = None,
 ) -> None:
@@ -168,38 +178,75 @@ def run(
     files: FilesArgument,
     plugin: Annotated[
         str | None,
-        typer.Option("--plugin", "-p", help="Read every file with this plugin (see `plugins`). "
-                     "[default: detect from content, then file name]", show_default=False),
+        typer.Option(
+            "--plugin",
+            "-p",
+            help="Read every file with this plugin (see `plugins`). "
+            "[default: detect from content, then file name]",
+            show_default=False,
+        ),
     ] = None,
     db: DbOption = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", envvar="KOITO_IMPORT_AFTER_UNIX",
-                     help="Skip listens before this time (unix seconds or ISO 8601).", show_default=False),
+        typer.Option(
+            "--since",
+            envvar="KOITO_IMPORT_AFTER_UNIX",
+            help="Skip listens before this time (unix seconds or ISO 8601).",
+            show_default=False,
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", envvar="KOITO_IMPORT_BEFORE_UNIX",
-                     help="Skip listens after this time (unix seconds or ISO 8601).", show_default=False),
+        typer.Option(
+            "--until",
+            envvar="KOITO_IMPORT_BEFORE_UNIX",
+            help="Skip listens after this time (unix seconds or ISO 8601).",
+            show_default=False,
+        ),
     ] = None,
     artist_separator: SeparatorOption = None,
     spotify_min_seconds: Annotated[
         int | None,
-        typer.Option("--spotify-min-seconds", min=0,
-                     help="Spotify: keep plays of at least this many seconds instead of Koito's "
-                     "'trackdone only' rule (30 is Spotify's own count rule).", show_default=False),
+        typer.Option(
+            "--spotify-min-seconds",
+            min=0,
+            help="Spotify: keep plays of at least this many seconds instead of Koito's "
+            "'trackdone only' rule (30 is Spotify's own count rule).",
+            show_default=False,
+        ),
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="bulk (fast) or per-listen (Koito's path, listen by listen).")
+        str,
+        typer.Option("--mode", help="bulk (fast) or per-listen (Koito's path, listen by listen)."),
     ] = "bulk",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, match and report; write nothing.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read, match and report; write nothing.")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, no summary table.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            envvar="KOITO_IMPORT_WORKERS",
+            min=0,
+            help="Parse worker processes reading files ahead of the writer; 0 "
+            "parses in-process. [default: 1: on 2 cores one worker parsing ahead "
+            "of the writer was fastest (see BENCHMARKS.md); a single file under "
+            "16 MB or inputs under 2 MB are parsed in-process: no measurable gain]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import export files into a Koito database (by default ./koito.db)."""
     import orjson
 
-    from koito_import import plugins
+    from koito_import import parallel, plugins
     from koito_import.pipeline import ImportOptions, run_import
     from koito_import.progress import listen_progress, print_summary
     from koito_import.stores import open_store, resolve_target
@@ -218,11 +265,15 @@ def run(
         ),
         mode=mode,  # type: ignore[arg-type]
         dry_run=dry_run,
+        workers=parallel.DEFAULT_WORKERS if workers is None else workers,
     )
     target = resolve_target(db)
-    with _dry_run_target(target, dry_run) as effective, open_store(effective) as store:
-        with listen_progress(not quiet) as progress:
-            summary = run_import(store, files, options, progress)
+    with (
+        _dry_run_target(target, dry_run) as effective,
+        open_store(effective) as store,
+        listen_progress(not quiet) as progress,
+    ):
+        summary = run_import(store, files, options, progress)
     if dry_run:
         summary.database = target
     if json_out:
@@ -275,7 +326,9 @@ def list_plugins(
         table.add_column(col)
     for p in rows:
         d = _plugin_dict(p)
-        table.add_row(d["name"], d["package"], d["version"], ", ".join(d["formats"]), ", ".join(d["patterns"]))
+        table.add_row(
+            d["name"], d["package"], d["version"], ", ".join(d["formats"]), ", ".join(d["patterns"])
+        )
     Console(highlight=False).print(table)
 
 
@@ -310,7 +363,8 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the app and turn every failure into a message and an exit code."""
     _state["debug"] = bool(os.environ.get("KOITO_IMPORT_DEBUG"))
     try:
-        app(args=argv, prog_name="koito-import", standalone_mode=False)
+        # Without standalone mode, typer returns (not raises) 130 for a KeyboardInterrupt.
+        returned = app(args=argv, prog_name="koito-import", standalone_mode=False)
     except typer.Exit as exc:
         return sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors found by the option parser
@@ -325,7 +379,10 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:
         _report(exc, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return sys.exit(EXIT_INTERNAL)
-    return sys.exit(0)
+    if returned == EXIT_INTERRUPTED:
+        typer.echo("koito-import: error: interrupted", err=True)
+        return sys.exit(EXIT_INTERRUPTED)
+    return sys.exit(returned if isinstance(returned, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -126,3 +126,32 @@ def test_database_url_from_environment(
     assert code == 0, err
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    export = tmp_path / "big_maloja.json"
+    items = [
+        {"time": t, "track": {"artists": [f"Artist {t % 5000}"], "title": f"T{t}", "album": None}}
+        for t in range(300_000)
+    ]
+    export.write_text(json.dumps({"scrobbles": items}))
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "koito_import.cli", "run", str(export), "--db", str(db), "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "koito-import: error: interrupted"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == 0
