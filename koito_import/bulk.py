@@ -200,10 +200,7 @@ class BulkSubmitter:
             for chunk in _chunks(listens, chunk_size):
                 result.read += len(chunk)
                 self._add(chunk, salt, batch, skipped)
-                if (
-                    len(batch.first) >= self.batch_size
-                    or len(batch.gids) >= self.max_batch_listens
-                ):
+                if len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens:
                     if not opened:
                         opened = self._open(stack, writer)
                     self._process(batch, writer, result, skipped)
@@ -417,15 +414,21 @@ class BulkSubmitter:
         # MBIDs are UNIQUE and checked row by row: an MBID an existing artist gives up
         # may be taken by another row of this batch, so free every replaced one first.
         writer.set_column(
-            "artists", "musicbrainz_id", "uuid",
+            "artists",
+            "musicbrainz_id",
+            "uuid",
             [(i, None) for i, old, _ in changed_artists if old is not None],
         )
         writer.set_column(
-            "releases", "musicbrainz_id", "uuid",
+            "releases",
+            "musicbrainz_id",
+            "uuid",
             [(i, None) for i, old, _ in changed_albums if old is not None],
         )
         writer.set_column(
-            "tracks", "musicbrainz_id", "uuid",
+            "tracks",
+            "musicbrainz_id",
+            "uuid",
             [(i, None) for i, old, new, _ in changed_tracks if old is not None and old != new],
         )
 
@@ -436,12 +439,16 @@ class BulkSubmitter:
             rows.append((real, artist.mbid, artist.image, artist.image_source))
             aliases += [(real, a, s, p) for a, s, p in artist.new_aliases]
         writer.insert_new(
-            "artists", ("id", "musicbrainz_id", "image", "image_source"),
-            ("int4", "uuid", "uuid", "text"), rows,
+            "artists",
+            ("id", "musicbrainz_id", "image", "image_source"),
+            ("int4", "uuid", "uuid", "text"),
+            rows,
         )
         writer.insert_new(
-            "artist_aliases", ("artist_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"), aliases,
+            "artist_aliases",
+            ("artist_id", "alias", "source", "is_primary"),
+            ("int4", "text", "text", "bool"),
+            aliases,
         )
 
         rows, aliases = [], []
@@ -450,12 +457,16 @@ class BulkSubmitter:
             rows.append((real, album.mbid, album.image, album.image_source, album.various))
             aliases += [(real, a, s, p) for a, s, p in album.new_aliases]
         writer.insert_new(
-            "releases", ("id", "musicbrainz_id", "image", "image_source", "various_artists"),
-            ("int4", "uuid", "uuid", "text", "bool"), rows,
+            "releases",
+            ("id", "musicbrainz_id", "image", "image_source", "various_artists"),
+            ("int4", "uuid", "uuid", "text", "bool"),
+            rows,
         )
         writer.insert_new(
-            "release_aliases", ("release_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"), aliases,
+            "release_aliases",
+            ("release_id", "alias", "source", "is_primary"),
+            ("int4", "text", "text", "bool"),
+            aliases,
         )
         fresh_links: list[tuple[int, int, bool]] = []
         old_links: list[tuple[int, int, bool]] = []
@@ -477,32 +488,46 @@ class BulkSubmitter:
             aliases += [(real, a, s, p) for a, s, p in track.new_aliases]
             links += [(a_(aid), real, p) for aid, p in track.new_links]
         writer.insert_new(
-            "tracks", ("id", "musicbrainz_id", "release_id", "duration"),
-            ("int4", "uuid", "int4", "int4"), rows,
+            "tracks",
+            ("id", "musicbrainz_id", "release_id", "duration"),
+            ("int4", "uuid", "int4", "int4"),
+            rows,
         )
         writer.insert_new(
-            "track_aliases", ("track_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"), aliases,
+            "track_aliases",
+            ("track_id", "alias", "source", "is_primary"),
+            ("int4", "text", "text", "bool"),
+            aliases,
         )
         writer.insert_new(
-            "artist_tracks", ("artist_id", "track_id", "is_primary"),
-            ("int4", "int4", "bool"), links,
+            "artist_tracks",
+            ("artist_id", "track_id", "is_primary"),
+            ("int4", "int4", "bool"),
+            links,
         )
 
         writer.set_column(
-            "artists", "musicbrainz_id", "uuid",
+            "artists",
+            "musicbrainz_id",
+            "uuid",
             [(i, new) for i, _, new in changed_artists if new is not None],
         )
         writer.set_column(
-            "releases", "musicbrainz_id", "uuid",
+            "releases",
+            "musicbrainz_id",
+            "uuid",
             [(i, new) for i, _, new in changed_albums if new is not None],
         )
         writer.set_column(
-            "tracks", "musicbrainz_id", "uuid",
+            "tracks",
+            "musicbrainz_id",
+            "uuid",
             [(i, new) for i, old, new, _ in changed_tracks if new is not None and old != new],
         )
         writer.set_column(
-            "tracks", "duration", "int4",
+            "tracks",
+            "duration",
+            "int4",
             [(i, d) for i, _, _, d in changed_tracks if d is not None],
         )
 

@@ -271,13 +271,16 @@ class JsonReader:
         try:
             data = self.fp.read(size)
         except OSError as exc:
-            raise InputError(self.name, f"byte {self.base + len(self.buf)}",
-                             f"cannot be read: {exc.strerror or exc}") from None
+            raise InputError(
+                self.name,
+                f"byte {self.base + len(self.buf)}",
+                f"cannot be read: {exc.strerror or exc}",
+            ) from None
         if not data:
             self.eof = True
             return False
         if self.pos:
-            self.buf = self.buf[self.pos:] + data
+            self.buf = self.buf[self.pos :] + data
             self.base += self.pos
             self.pos = 0
         else:
@@ -338,7 +341,7 @@ class JsonReader:
     def _read_string(self) -> str:
         end = self._string_end(self.pos)
         try:
-            value = loads(self.buf[self.pos:end])
+            value = loads(self.buf[self.pos : end])
         except ValueError as exc:
             raise self._error(f"invalid JSON: {exc}") from None
         self.pos = end
@@ -392,7 +395,7 @@ class JsonReader:
             raise self._truncated("a value")
         end = self._value_end()
         try:
-            value = loads(self.buf[self.pos:end])
+            value = loads(self.buf[self.pos : end])
         except ValueError as exc:
             raise self._error(f"invalid JSON: {exc}", item=item) from None
         self.pos = end
@@ -455,7 +458,7 @@ class JsonReader:
             if cut <= start:
                 return None
             try:
-                values = orjson.loads(b"[" + self.buf[start:cut + 1] + b"]")
+                values = orjson.loads(b"[" + self.buf[start : cut + 1] + b"]")
             except orjson.JSONDecodeError as exc:
                 try:
                     stop = len(exc.doc[: exc.pos].encode("utf-8", "surrogatepass"))
@@ -520,8 +523,9 @@ class JsonReader:
                 raise self._truncated(what)
             item = f"item {number}"
             if self.buf[self.pos] in (_RBRACKET, _RBRACE, _COMMA, _COLON):
-                raise self._error(f"invalid JSON: unexpected {_describe(self.buf[self.pos])}",
-                                  item=item)
+                raise self._error(
+                    f"invalid JSON: unexpected {_describe(self.buf[self.pos])}", item=item
+                )
             yield number, self._read_value(item)
             number += 1
             c = self._peek()
@@ -535,8 +539,9 @@ class JsonReader:
             elif c is None:
                 raise self._truncated(what)
             else:
-                raise self._error(f"invalid JSON: expected ',' or ']' after {item}, "
-                                  f"found {_describe(c)}")
+                raise self._error(
+                    f"invalid JSON: expected ',' or ']' after {item}, found {_describe(c)}"
+                )
 
     # -- navigation ---------------------------------------------------------------------
 
@@ -681,7 +686,7 @@ def _separator_signature(buf: bytes, start: int, end: int) -> tuple[bool, bytes 
     name2 = key2.group(0)[1:].strip(b" \t\r\n:")
     if name1 != name2:
         return True, None
-    return True, buf[first.end(1) - 1:key2.end()]
+    return True, buf[first.end(1) - 1 : key2.end()]
 
 
 def _single(numbers: tuple[int, ...]) -> Any:
@@ -702,7 +707,9 @@ def iter_items(
 
 
 def top_level_values(
-    path: str | os.PathLike[str], keys: Iterable[str], stop_at: str | None = None,
+    path: str | os.PathLike[str],
+    keys: Iterable[str],
+    stop_at: str | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> dict[str, Any]:
     """The top-level object's members ``keys`` (those present), read in one streaming pass.

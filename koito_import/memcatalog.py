@@ -127,7 +127,14 @@ class _ArtistRow:
 
 class _AlbumRow:
     __slots__ = (
-        "db_mbid", "image", "image_source", "links", "mbid", "new_aliases", "title", "various",
+        "db_mbid",
+        "image",
+        "image_source",
+        "links",
+        "mbid",
+        "new_aliases",
+        "title",
+        "various",
     )
 
     def __init__(self, title: str, mbid: str | None) -> None:
@@ -143,8 +150,15 @@ class _AlbumRow:
 
 class _TrackRow:
     __slots__ = (
-        "album_id", "artists", "db_duration", "db_mbid", "duration", "mbid", "new_aliases",
-        "new_links", "title",
+        "album_id",
+        "artists",
+        "db_duration",
+        "db_mbid",
+        "duration",
+        "mbid",
+        "new_aliases",
+        "new_links",
+        "title",
     )
 
     def __init__(self, title: str, album_id: int, mbid: str | None, duration: int) -> None:
@@ -333,8 +347,7 @@ class MemoryCatalog:
         return loaded
 
     _TRACK = (
-        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration "
-        "FROM tracks_with_title t "
+        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
     )
 
     def _load_tracks(self, titles: set[str], mbids: set[str], new_albums: list[int]) -> None:

@@ -287,9 +287,7 @@ def _name_matches(filename: str, patterns: Iterable[str]) -> bool:
     return any(fnmatchcase(filename, pattern) for pattern in patterns)
 
 
-def detect(
-    path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None
-) -> tuple[str, int]:
+def detect(path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None) -> tuple[str, int]:
     """Which plugin reads ``path``, and how sure it is (0-100).
 
     Content first (highest confidence wins), then the file name (ties, and files no

@@ -261,8 +261,7 @@ def koito_import_parse(path: Path, options: ParseOptions) -> Iterator[Listen | S
     c = first_byte(head)
     if c == ord("["):
         return (
-            listen_to_listen(item, f"item {number}")
-            for number, item in iter_items(path, (ITEMS,))
+            listen_to_listen(item, f"item {number}") for number, item in iter_items(path, (ITEMS,))
         )
     if c not in (ord("{"), None):
         raise InputError(

@@ -101,7 +101,7 @@ def move_first_match_to_front(items: list[str], substring: str) -> list[str]:
     """Koito's ``utils.MoveFirstMatchToFront``: the first string containing ``substring`` first."""
     for i, item in enumerate(items):
         if substring in item:
-            return items if i == 0 else [item, *items[:i], *items[i + 1:]]
+            return items if i == 0 else [item, *items[:i], *items[i + 1 :]]
     return items
 
 
@@ -148,8 +148,9 @@ def scrobble_to_listen(item: Any, where: str) -> Listen | Skip:
         track = go_object(item, "track")
         artists = go_str_list(track, "artists", "track.artists")
         title = go_str(track, "title", "track.title")
-        album = go_str(go_object(track, "album", "track.album"), "albumtitle",
-                       "track.album.albumtitle")
+        album = go_str(
+            go_object(track, "album", "track.album"), "albumtitle", "track.album.albumtitle"
+        )
     except WrongType as exc:
         return Skip("wrong_type", f"{where} ({exc.field})")
     artists = move_first_match_to_front(artists, SEPARATOR)

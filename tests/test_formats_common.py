@@ -133,8 +133,16 @@ def test_parse_spotify_end_time() -> None:
 
 
 def test_go_typed_fields() -> None:
-    item = {"s": "x", "n": None, "i": 5, "f": 5.0, "b": True, "big": 1 << 40,
-            "l": ["a", None], "bad": ["a", 1]}
+    item = {
+        "s": "x",
+        "n": None,
+        "i": 5,
+        "f": 5.0,
+        "b": True,
+        "big": 1 << 40,
+        "l": ["a", None],
+        "bad": ["a", 1],
+    }
     assert go_str(item, "s") == "x"
     assert go_str(item, "n") == go_str(item, "missing") == ""
     assert go_int(item, "i", bits=32) == 5

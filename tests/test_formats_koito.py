@@ -14,33 +14,53 @@ from koito_import.plugins import Skip
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "koito"
 
 AMERICAN_FOOTBALL = EntityRecord(
-    name="American Football", aliases=("American Football",),
-    mbid="4ebb5ad3-9018-407d-8c24-c03011ab9ac6", image_url="https://example.org/af.jpg",
+    name="American Football",
+    aliases=("American Football",),
+    mbid="4ebb5ad3-9018-407d-8c24-c03011ab9ac6",
+    image_url="https://example.org/af.jpg",
 )
 ELIZABETH_POWELL = EntityRecord(name="Elizabeth Powell", aliases=("Liz Powell", "Elizabeth Powell"))
 FIRST = Listen(
-    artist="American Football", title="Every Wave", time=1641681128,
-    artist_names=("American Football", "Elizabeth Powell"), album="LP3", duration=354,
+    artist="American Football",
+    title="Every Wave",
+    time=1641681128,
+    artist_names=("American Football", "Elizabeth Powell"),
+    album="LP3",
+    duration=354,
     client="test client",
     entities=KoitoEntities(
         artists=(AMERICAN_FOOTBALL, ELIZABETH_POWELL),
-        album=EntityRecord(name="LP3", aliases=("LP3",),
-                           mbid="d0ec30bd-7cdc-417c-979d-5a0631b8a161",
-                           image_url="https://example.org/lp3.jpg"),
+        album=EntityRecord(
+            name="LP3",
+            aliases=("LP3",),
+            mbid="d0ec30bd-7cdc-417c-979d-5a0631b8a161",
+            image_url="https://example.org/lp3.jpg",
+        ),
         track=EntityRecord(name="Every Wave", aliases=("Every Wave", "Every Wave (Remaster)")),
         various_artists=False,
     ),
 )
 SECOND = Listen(
-    artist="Somebody", title="Compilation Song", time=1641715200, artist_names=("Somebody",),
-    album="Various Hits", duration=0, client="",
+    artist="Somebody",
+    title="Compilation Song",
+    time=1641715200,
+    artist_names=("Somebody",),
+    album="Various Hits",
+    duration=0,
+    client="",
     entities=KoitoEntities(
         artists=(EntityRecord(name="Somebody", aliases=("Somebody",)),),
         # An MBID that is not a UUID counts as none.
-        album=EntityRecord(name="Various Hits", aliases=("Various Hits", "Various Hits"),
-                           image_url="/images/uploaded.png"),
-        track=EntityRecord(name="Compilation Song", aliases=("Compilation Song",),
-                           mbid="a4f26836-3894-46c1-acac-227808308687"),
+        album=EntityRecord(
+            name="Various Hits",
+            aliases=("Various Hits", "Various Hits"),
+            image_url="/images/uploaded.png",
+        ),
+        track=EntityRecord(
+            name="Compilation Song",
+            aliases=("Compilation Song",),
+            mbid="a4f26836-3894-46c1-acac-227808308687",
+        ),
         various_artists=True,
     ),
 )
@@ -88,13 +108,24 @@ def test_koito_sample(shared_assets: Path) -> None:
     assert len(listens) == len(records) == 13
     assert any(r.client for r in listens)
     artist_names = {a.name for r in listens for a in r.entities.artists}
-    assert {"American Football", "Rachel Goswell", "Elizabeth Powell", "鈴木雅之", "すぅ",
-            "NELKE"} <= artist_names
-    suzuki = next(a for r in listens for a in r.entities.artists
-                  if a.mbid == "30f851bb-dba3-4e9b-811c-5f27f595c86a")
+    assert {
+        "American Football",
+        "Rachel Goswell",
+        "Elizabeth Powell",
+        "鈴木雅之",
+        "すぅ",
+        "NELKE",
+    } <= artist_names
+    suzuki = next(
+        a
+        for r in listens
+        for a in r.entities.artists
+        if a.mbid == "30f851bb-dba3-4e9b-811c-5f27f595c86a"
+    )
     assert suzuki.name == "鈴木雅之" and "Masayuki Suzuki" in suzuki.aliases
-    nijino = next(r for r in listens
-                  if r.entities.track.mbid == "a4f26836-3894-46c1-acac-227808308687")
+    nijino = next(
+        r for r in listens if r.entities.track.mbid == "a4f26836-3894-46c1-acac-227808308687"
+    )
     assert nijino.title == "虹の色よ鮮やかであれ (NELKE ver.)"
     assert nijino.duration == 218
     assert "Nijinoiroyo Azayakadeare (NELKE ver.)" in nijino.entities.track.aliases
@@ -106,8 +137,13 @@ def test_alias_typing_follows_go() -> None:
     convert = plugins.import_builtin("koito_import.importers.koito").listen_to_listen
     base = {
         "listened_at": "2022-01-10T10:00:00Z",
-        "track": {"aliases": [None, {"alias": "T", "is_primary": True},
-                              {"alias": "T2", "is_primary": True}]},
+        "track": {
+            "aliases": [
+                None,
+                {"alias": "T", "is_primary": True},
+                {"alias": "T2", "is_primary": True},
+            ]
+        },
         "album": {"aliases": [{"alias": "A", "source": None, "is_primary": None}]},
         "artists": [{"aliases": [{"alias": "X", "is_primary": True}]}],
     }

@@ -24,24 +24,43 @@ def read(path: Path) -> list[Listen | Skip]:
 
 def test_jsonl_every_line() -> None:
     assert read(FIXTURES / "listens.jsonl") == [
-        Listen(artist="OurR", title="Desert", time=1749780612, artist_names=("OurR",),
-               album="Desert", artist_mbids=(OURR,), mbid_mappings=(("OurR", OURR),),
-               release_mbid="20d0530f-2176-447f-abf4-a9307f7d1c3f",
-               recording_mbid="08e8f55b-f1a4-46b8-b2d1-fab4c592165c", duration=245,
-               client="listenbrainz web"),
+        Listen(
+            artist="OurR",
+            title="Desert",
+            time=1749780612,
+            artist_names=("OurR",),
+            album="Desert",
+            artist_mbids=(OURR,),
+            mbid_mappings=(("OurR", OURR),),
+            release_mbid="20d0530f-2176-447f-abf4-a9307f7d1c3f",
+            recording_mbid="08e8f55b-f1a4-46b8-b2d1-fab4c592165c",
+            duration=245,
+            client="listenbrainz web",
+        ),
         # mbid_mapping null; invalid artist MBIDs dropped, the nil one kept as "";
         # duration wins over duration_ms; media_player wins over submission_client.
-        Listen(artist="Carly Rae Jepsen feat. Rufus Wainwright", title="The Loneliest Time",
-               time=1749780795, artist_names=("Carly Rae Jepsen", "Rufus Wainwright"),
-               album="The Loneliest Time", artist_mbids=(CRJ, ""), duration=300,
-               client="Rhythmbox"),
+        Listen(
+            artist="Carly Rae Jepsen feat. Rufus Wainwright",
+            title="The Loneliest Time",
+            time=1749780795,
+            artist_names=("Carly Rae Jepsen", "Rufus Wainwright"),
+            album="The Loneliest Time",
+            artist_mbids=(CRJ, ""),
+            duration=300,
+            client="Rhythmbox",
+        ),
         # Koito never falls back to mbid_mapping.artist_mbids (it drops the result); the
         # release falls back (additional_info's is invalid), the recording does not (its
         # additional_info value is a valid nil UUID); a mapping with an unparseable MBID
         # is kept with "" and the ones with an empty name or MBID are not.
-        Listen(artist="Rufus Wainwright", title="Fallbacks", time=1749781000,
-               mbid_mappings=(("Bad Mbid", ""), ("Rufus", RW)),
-               release_mbid="47ad8968-7060-4d29-90fd-7463dfb7ed1b", duration=1),
+        Listen(
+            artist="Rufus Wainwright",
+            title="Fallbacks",
+            time=1749781000,
+            mbid_mappings=(("Bad Mbid", ""), ("Rufus", RW)),
+            release_mbid="47ad8968-7060-4d29-90fd-7463dfb7ed1b",
+            duration=1,
+        ),
         Skip("invalid_json", "line 5"),
         Skip("not_an_object", "line 6"),
         Skip("not_an_object", "line 7"),
@@ -60,8 +79,13 @@ def test_jsonl_every_line() -> None:
 
 def test_older_json_array_export() -> None:
     assert read(FIXTURES / "listens_array.json") == [
-        Listen(artist="Old Export", title="Array One", time=1600000000, album="Old",
-               client="Simple Scrobbler"),
+        Listen(
+            artist="Old Export",
+            title="Array One",
+            time=1600000000,
+            album="Old",
+            client="Simple Scrobbler",
+        ),
         Listen(artist="Old Export", title="Array Two", time=1600000300, duration=180),
         Skip("not_an_object", "item 3"),
     ]
@@ -77,16 +101,28 @@ def make_zip(path: Path, members: list[str]) -> Path:
             elif (export / name).exists():
                 zf.write(export / name, name)
             else:
-                zf.writestr(name, b'{"listened_at": 1, "track_metadata": '
-                                  b'{"artist_name": "Not", "track_name": "Listens"}}\n')
+                zf.writestr(
+                    name,
+                    b'{"listened_at": 1, "track_metadata": '
+                    b'{"artist_name": "Not", "track_name": "Listens"}}\n',
+                )
     return path
 
 
 def test_zip_export_reads_listens_members_in_zip_order(tmp_path: Path) -> None:
-    path = make_zip(tmp_path / "listenbrainz_tester_1.zip", [
-        "user.json", "listens/", "listens/2025/", "listens/2025/6.jsonl", "feedback.jsonl",
-        "listens/2025/10.jsonl", "listens/2025/2.jsonl", "listens/notes.txt",
-    ])
+    path = make_zip(
+        tmp_path / "listenbrainz_tester_1.zip",
+        [
+            "user.json",
+            "listens/",
+            "listens/2025/",
+            "listens/2025/6.jsonl",
+            "feedback.jsonl",
+            "listens/2025/10.jsonl",
+            "listens/2025/2.jsonl",
+            "listens/notes.txt",
+        ],
+    )
     assert read(path) == [
         Listen(artist="June", title="Six", time=1749000600),
         Listen(artist="October", title="Ten", time=1760000000),

@@ -19,16 +19,22 @@ def read(path: Path) -> list[Listen | Skip]:
 
 
 def maloja(artist: str, title: str, time: int, names: tuple[str, ...], album: str = "") -> Listen:
-    return Listen(artist=artist, title=title, time=time, artist_names=names, album=album,
-                  client="maloja")
+    return Listen(
+        artist=artist, title=title, time=time, artist_names=names, album=album, client="maloja"
+    )
 
 
 def test_export_object_every_item() -> None:
     assert read(FIXTURES / "maloja_export.json") == [
         maloja("Solo", "One", 1700000001, ("Solo",), "First"),
         # The credit string moves to the front, is split, and the repeat is dropped.
-        maloja("Magnify Tokyo • Kanade Ishihara", "伊吹", 1700000002,
-               ("Magnify Tokyo", "Kanade Ishihara"), "Magnify Tokyo"),
+        maloja(
+            "Magnify Tokyo • Kanade Ishihara",
+            "伊吹",
+            1700000002,
+            ("Magnify Tokyo", "Kanade Ishihara"),
+            "Magnify Tokyo",
+        ),
         # Case-insensitive de-duplication keeps the first spelling; album null -> "".
         maloja("A • B", "Dedupe", 1700000003, ("A", "B", "C")),
         maloja("X", "No Album Key", 1700000004, ("X", "Y")),
@@ -43,8 +49,13 @@ def test_export_object_every_item() -> None:
         Skip("bad_timestamp", "item 12 (time)"),
         Skip("not_an_object", "item 13"),
         Skip("wrong_type", "item 14 (track.artists)"),
-        maloja("Brackets ] } [ {", 'Tricky "]}" text', 1700000012,
-               ("Brackets ] } [ {", 'Quote " \\ Slash'), "\U0001f3b5 Notes"),
+        maloja(
+            "Brackets ] } [ {",
+            'Tricky "]}" text',
+            1700000012,
+            ("Brackets ] } [ {", 'Quote " \\ Slash'),
+            "\U0001f3b5 Notes",
+        ),
     ]
 
 

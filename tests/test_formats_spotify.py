@@ -18,8 +18,9 @@ def read(path: Path, options: ParseOptions | None = None) -> list[Listen | Skip]
 
 
 def spotify(artist: str, title: str, time: int, album: str, duration: int) -> Listen:
-    return Listen(artist=artist, title=title, time=time, album=album, duration=duration,
-                  client="spotify")
+    return Listen(
+        artist=artist, title=title, time=time, album=album, duration=duration, client="spotify"
+    )
 
 
 def test_extended_history_koito_rule() -> None:
@@ -46,17 +47,32 @@ def test_extended_history_minimum_play_option() -> None:
     # An "endplay" of 45 s now counts; its +02:00 offset is applied.
     assert records[8] == spotify("Band", "Offset", 1677669600, "LP", 45)
     assert [type(r).__name__ for r in records] == [
-        "Listen", "Skip", "Skip", "Skip", "Skip", "Skip", "Skip", "Listen", "Listen", "Skip",
+        "Listen",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Listen",
+        "Listen",
+        "Skip",
     ]
 
 
 def test_account_data_history_thirty_seconds_by_default() -> None:
     assert read(ACCOUNT) == [
-        Listen(artist="Old Band", title="Old Song", time=1549492860, duration=215,
-               client="spotify"),
+        Listen(
+            artist="Old Band", title="Old Song", time=1549492860, duration=215, client="spotify"
+        ),
         Skip("too_short", "item 2"),
-        Listen(artist="Old Band", title="Exactly Thirty", time=1549493100, duration=30,
-               client="spotify"),
+        Listen(
+            artist="Old Band",
+            title="Exactly Thirty",
+            time=1549493100,
+            duration=30,
+            client="spotify",
+        ),
         Skip("bad_timestamp", "item 4 (endTime)"),
         Skip("missing_artist", "item 5"),
     ]
@@ -64,8 +80,9 @@ def test_account_data_history_thirty_seconds_by_default() -> None:
 
 def test_account_data_history_option() -> None:
     records = read(ACCOUNT, ParseOptions(spotify_min_ms=10_000))
-    assert records[1] == Listen(artist="Old Band", title="Skipped", time=1549492920,
-                                duration=29, client="spotify")
+    assert records[1] == Listen(
+        artist="Old Band", title="Skipped", time=1549492920, duration=29, client="spotify"
+    )
 
 
 def test_account_data_podcasts_are_skipped() -> None:
@@ -79,7 +96,12 @@ def test_koito_sample_clairvoyant(shared_assets: Path) -> None:
     records = read(shared_assets / "Streaming_History_Audio_spotify_import_test.json")
     listens = [r for r in records if isinstance(r, Listen)]
     assert listens == [
-        spotify("The Story So Far", "Clairvoyant", listens[0].time,
-                "The Story So Far / Stick To Your Guns Split", 181)
+        spotify(
+            "The Story So Far",
+            "Clairvoyant",
+            listens[0].time,
+            "The Story So Far / Stick To Your Guns Split",
+            181,
+        )
     ]
     assert {r.reason for r in records if isinstance(r, Skip)} == {"not_trackdone"}

@@ -75,13 +75,20 @@ def test_wrong_structure_is_an_input_error() -> None:
 def test_whole_value_and_scalars() -> None:
     assert values(b'{"version": "1", "listens": []}', ("version",)) == ["1"]
     assert values(b'[1, -2.5e3, "s", true, false, null, [], {}]', (ITEMS,)) == [
-        1, -2500.0, "s", True, False, None, [], {}
+        1,
+        -2500.0,
+        "s",
+        True,
+        False,
+        None,
+        [],
+        {},
     ]
 
 
 def test_bom_and_trailing_data_after_the_document() -> None:
     # Go's json.Decoder reads one value and ignores what follows; so do we.
-    assert values(b'\xef\xbb\xbf[1, 2] trailing garbage', (ITEMS,)) == [1, 2]
+    assert values(b"\xef\xbb\xbf[1, 2] trailing garbage", (ITEMS,)) == [1, 2]
 
 
 def test_strings_with_brackets_quotes_and_escapes() -> None:
@@ -108,7 +115,10 @@ def test_items_larger_than_a_chunk() -> None:
 def test_go_leniency_for_bad_utf8_and_lone_surrogates() -> None:
     data = b'[{"a": "caf\xe9"}, {"b": "x\\ud800y"}, {"c": "\\\\ud800"}, {"d": "\\ud83c\\udfb5"}]'
     assert values(data, (ITEMS,)) == [
-        {"a": "caf\ufffd"}, {"b": "x\ufffdy"}, {"c": "\\ud800"}, {"d": "\U0001f3b5"}
+        {"a": "caf\ufffd"},
+        {"b": "x\ufffdy"},
+        {"c": "\\ud800"},
+        {"d": "\U0001f3b5"},
     ]
 
 
@@ -124,10 +134,16 @@ def test_truncated_json_names_the_byte_where_the_file_ends() -> None:
 
 
 def test_every_prefix_of_a_document_fails_cleanly() -> None:
-    data = orjson.dumps({"maloja": {"v": [1, 2]}, "scrobbles": [
-        {"time": 1, "track": {"artists": ["a ]", "b"], "title": "t\"}", "album": None}},
-        {"time": 2, "track": {"artists": [], "title": 3.5, "album": {"albumtitle": "x"}}},
-    ]}, option=orjson.OPT_INDENT_2)
+    data = orjson.dumps(
+        {
+            "maloja": {"v": [1, 2]},
+            "scrobbles": [
+                {"time": 1, "track": {"artists": ["a ]", "b"], "title": 't"}', "album": None}},
+                {"time": 2, "track": {"artists": [], "title": 3.5, "album": {"albumtitle": "x"}}},
+            ],
+        },
+        option=orjson.OPT_INDENT_2,
+    )
     expected = orjson.loads(data)["scrobbles"]
     for cut in range(len(data) - 1):
         for chunk_size in (1, 16, 1 << 20):
@@ -155,10 +171,14 @@ def test_invalid_separators() -> None:
 # --- same values as orjson, whatever the chunking -----------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -177,8 +197,8 @@ def test_matches_orjson(doc: list[Any], chunk_size: int, indent: bool) -> None:
     assert values(pages, (ITEMS, "track", ITEMS), chunk_size) == doc + doc[::-1]
 
 
-tricky_text = (
-    st.sampled_from(['},{"a":', '}, {"a": 1}', '"', "]}", "\\", "x"]) | st.text(max_size=3)
+tricky_text = st.sampled_from(['},{"a":', '}, {"a": 1}', '"', "]}", "\\", "x"]) | st.text(
+    max_size=3
 )
 uniform_items = st.lists(
     st.fixed_dictionaries(
@@ -190,8 +210,12 @@ uniform_items = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(pages=st.lists(uniform_items, max_size=4), run_bytes=st.integers(8, 400),
-       chunk_size=st.integers(8, 200) | st.sampled_from([1024, 1 << 16]), indent=st.booleans())
+@given(
+    pages=st.lists(uniform_items, max_size=4),
+    run_bytes=st.integers(8, 400),
+    chunk_size=st.integers(8, 200) | st.sampled_from([1024, 1 << 16]),
+    indent=st.booleans(),
+)
 def test_uniform_objects_take_the_fast_path_safely(
     pages: list[list[Any]], run_bytes: int, chunk_size: int, indent: bool
 ) -> None:
@@ -202,8 +226,9 @@ def test_uniform_objects_take_the_fast_path_safely(
     jsonstream.RUN_BYTES = run_bytes
     try:
         got = values(data, (ITEMS, "track", ITEMS), chunk_size)
-        flat = values(orjson.dumps([i for p in pages for i in p], option=option), (ITEMS,),
-                      chunk_size)
+        flat = values(
+            orjson.dumps([i for p in pages for i in p], option=option), (ITEMS,), chunk_size
+        )
     finally:
         jsonstream.RUN_BYTES = saved
     assert got == flat == [item for page in pages for item in page]
@@ -245,8 +270,11 @@ def test_open_errors_are_input_errors(tmp_path: Path) -> None:
 
 def test_jsonl(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonstream, "MAX_LINE_BYTES", 64)
-    data = (b'\xef\xbb\xbf{"a": 1}\n\n   \n{"a": \n[1, 2]\n{"long": "' + b"x" * 200
-            + b'"}\n{"a": "caf\xe9"}\n{"last": true}')
+    data = (
+        b'\xef\xbb\xbf{"a": 1}\n\n   \n{"a": \n[1, 2]\n{"long": "'
+        + b"x" * 200
+        + b'"}\n{"a": "caf\xe9"}\n{"last": true}'
+    )
     got = list(iter_jsonl(io.BytesIO(data), "x.jsonl"))
     assert [n for n, _ in got] == [1, 4, 5, 6, 7, 8]
     assert got[0][1] == {"a": 1}
@@ -262,12 +290,20 @@ def test_jsonl(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_memory_stays_bounded_on_a_50_mb_array(tmp_path: Path) -> None:
     path = tmp_path / "maloja_big.json"
-    item = orjson.dumps({
-        "time": 1700000000,
-        "track": {"artists": ["Some Artist", "Another \u2022 Artist"], "title": "A Title [x] {y}",
-                  "album": {"artists": ["Some Artist"], "albumtitle": "An Album"}, "length": None},
-        "duration": 200, "origin": "client:default",
-    }, option=orjson.OPT_INDENT_2)
+    item = orjson.dumps(
+        {
+            "time": 1700000000,
+            "track": {
+                "artists": ["Some Artist", "Another \u2022 Artist"],
+                "title": "A Title [x] {y}",
+                "album": {"artists": ["Some Artist"], "albumtitle": "An Album"},
+                "length": None,
+            },
+            "duration": 200,
+            "origin": "client:default",
+        },
+        option=orjson.OPT_INDENT_2,
+    )
     block = b",\n".join([item] * 1000) + b",\n"
     blocks = 50_000_000 // len(block) + 1
     with open(path, "wb") as fp:

@@ -47,8 +47,10 @@ def neutral_copy(source: Path, tmp_path: Path, name: str = "export.data") -> Pat
 def listenbrainz_zip(path: Path) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("user.json", '{"username": "u"}')
-        zf.write(FIXTURES / "listenbrainz" / "export" / "listens" / "2025" / "6.jsonl",
-                 "listens/2025/6.jsonl")
+        zf.write(
+            FIXTURES / "listenbrainz" / "export" / "listens" / "2025" / "6.jsonl",
+            "listens/2025/6.jsonl",
+        )
     return path
 
 
@@ -91,7 +93,8 @@ def test_get_plugin_manager_is_cached() -> None:
 
 def hookspec_names() -> set[str]:
     return {
-        name for name, function in inspect.getmembers(hookspecs, inspect.isfunction)
+        name
+        for name, function in inspect.getmembers(hookspecs, inspect.isfunction)
         if hasattr(function, "koito_import_spec")
     }
 
@@ -254,8 +257,9 @@ def rockbox() -> Iterator[pluggy.PluginManager]:
         pm.unregister(name="rockbox")
 
 
-def test_inline_plugin_is_listed_detected_and_parsed(rockbox: pluggy.PluginManager,
-                                                     tmp_path: Path) -> None:
+def test_inline_plugin_is_listed_detected_and_parsed(
+    rockbox: pluggy.PluginManager, tmp_path: Path
+) -> None:
     rows = {row.name: row for row in plugins.list_plugins()}
     assert rows["rockbox"].formats == ("Rockbox log",)
     assert rows["rockbox"].package == ""
