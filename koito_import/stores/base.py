@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -318,9 +318,3 @@ class SqlCatalog:
 
 def _unique(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
-
-
-def iter_rows(cursor: Any, size: int = 10_000) -> Iterator[Sequence[Any]]:
-    """Stream a large result without holding it all."""
-    while rows := cursor.fetchmany(size):
-        yield from rows
