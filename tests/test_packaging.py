@@ -75,3 +75,38 @@ def test_installed_environment_has_no_top_level_plugins_module(tmp_path: Path) -
     no_plugins, names = done.stdout.split(" ", 1)
     assert no_plugins == "True"
     assert names.strip() == repr(sorted(BUILTINS))
+
+
+def test_build_without_a_working_compiler_falls_back(tmp_path: Path) -> None:
+    """No compiler must not mean no install: the build warns and ships the Python twin."""
+    import os
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".venv", "build", "*.so", "*.c", "*.db", ".git")
+    )
+    out = tmp_path / "wheel"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-v",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CC": "/bin/false"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "koito-import's C extension could not be built" in done.stdout + done.stderr
+    [built] = out.glob("koito_import-*.whl")
+    names = zipfile.ZipFile(built).namelist()
+    assert not [n for n in names if n.endswith(".so")]
+    assert "koito_import/_normalize_py.py" in names
