@@ -85,21 +85,8 @@ SINGLE_FILE_MIN_BYTES = 16 * 1024 * 1024
 
 
 def _reduce_listen(x: Listen) -> tuple[Any, ...]:
-    if x.entities is None:
-        return Listen, (
-            x.artist,
-            x.title,
-            x.time,
-            x.artist_names,
-            x.album,
-            x.artist_mbids,
-            x.mbid_mappings,
-            x.release_mbid,
-            x.recording_mbid,
-            x.duration,
-            x.client,
-        )
-    return Listen, (
+    """Pickle a Listen as its constructor arguments: smaller and faster than slot state."""
+    fields = (
         x.artist,
         x.title,
         x.time,
@@ -111,8 +98,8 @@ def _reduce_listen(x: Listen) -> tuple[Any, ...]:
         x.recording_mbid,
         x.duration,
         x.client,
-        x.entities,
     )
+    return Listen, fields if x.entities is None else (*fields, x.entities)
 
 
 def _reduce_skip(x: Skip) -> tuple[Any, ...]:

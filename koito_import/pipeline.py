@@ -135,6 +135,8 @@ def _write_per_listen(
     options: ImportOptions,
     progress: Callable[[int], None],
 ) -> None:
+    # The live path does not say what it created; count the tables around the file.
+    before = store.counts()
     for n, listen in enumerate(listens, 1):
         try:
             result = submit_listen(store, listen, options.settings)
@@ -147,6 +149,10 @@ def _write_per_listen(
                 report.already_present += 1
         if n % 1000 == 0:
             progress(report.read)
+    after = store.counts()
+    report.new_artists = after.artists - before.artists
+    report.new_albums = after.albums - before.albums
+    report.new_tracks = after.tracks - before.tracks
 
 
 def _write_bulk(
@@ -165,6 +171,9 @@ def _write_bulk(
     report.duplicates += result.duplicates
     report.inserted += result.inserted
     report.already_present += result.already_present
+    report.new_artists += result.new_artists
+    report.new_albums += result.new_albums
+    report.new_tracks += result.new_tracks
 
 
 Opened = tuple[str, Iterable[Listen | plugins.Skip]]
@@ -189,14 +198,9 @@ def import_file(
     report = FileReport(str(path), name)
     listens = _listens(report, items, options)
     write = _write_bulk if options.mode == "bulk" else _write_per_listen
-    before = store.counts()
     try:
         with store.transaction():
             write(store, listens, report, options, progress)
-            after = store.counts()
-            report.new_artists = after.artists - before.artists
-            report.new_albums = after.albums - before.albums
-            report.new_tracks = after.tracks - before.tracks
             if report.inserted + report.already_present == 0:
                 reasons = (
                     ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()) or "it is empty"
