@@ -319,28 +319,15 @@ def list_plugins(
 
     rows = plugins.list_plugins()
     if json_out:
-        typer.echo(orjson.dumps([_plugin_dict(p) for p in rows]).decode())
+        # orjson serializes dataclasses (PluginRecord) directly.
+        typer.echo(orjson.dumps(rows).decode())
         return
     table = Table()
     for col in ("name", "package", "version", "formats", "file patterns"):
         table.add_column(col)
     for p in rows:
-        d = _plugin_dict(p)
-        table.add_row(
-            d["name"], d["package"], d["version"], ", ".join(d["formats"]), ", ".join(d["patterns"])
-        )
+        table.add_row(p.name, p.package, p.version, ", ".join(p.formats), ", ".join(p.patterns))
     Console(highlight=False).print(table)
-
-
-def _plugin_dict(p: Any) -> dict[str, Any]:
-    get = p.get if isinstance(p, dict) else lambda k, d=None: getattr(p, k, d)
-    return {
-        "name": get("name"),
-        "package": get("package") or "",
-        "version": get("version") or "",
-        "formats": list(get("formats") or ()),
-        "patterns": list(get("patterns") or ()),
-    }
 
 
 @cache_app.command("clear")
