@@ -12,9 +12,16 @@ where several rows match, the lowest id wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+#: Alias sources Koito writes: the primary alias of an entity made from a scrobble, the
+#: other aliases of an imported artist or album, those of an imported track.
+CANONICAL = "Canonical"
+MUSICBRAINZ = "MusicBrainz"
+IMPORT = "Import"
 
 
 @dataclass(slots=True)
@@ -117,3 +124,29 @@ class Catalog(Protocol):
     def set_track_mbid(self, track: Track, mbid: str) -> None: ...
 
     def set_track_duration(self, track: Track, duration: int) -> None: ...
+
+
+# --- how Koito stores what it creates (shared by every Catalog implementation) ----------
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """First occurrence of each value, in order."""
+    return list(dict.fromkeys(values))
+
+
+def stored_mbid(value: Any) -> str | None:
+    """MBIDs come back as str (SQLite) or uuid.UUID (PostgreSQL); compare them as str."""
+    return None if value is None else str(value)
+
+
+def image_columns(url: str) -> tuple[str | None, str | None]:
+    """(image, image_source): a fresh image id for an http(s) URL; any URL kept as source."""
+    return (str(uuid.uuid4()) if url.startswith("http") else None), (url or None)
+
+
+def alias_rows(primary: str, others: Sequence[str], source: str) -> list[tuple[str, str, bool]]:
+    """(alias, source, is_primary) rows of a new entity: the primary as "Canonical", each
+    other alias once with ``source``; Koito's insert-or-ignore drops a repeat of the primary."""
+    rows = [(primary, CANONICAL, True)]
+    rows += [(a, source, False) for a in unique(others) if a != primary]
+    return rows

@@ -33,33 +33,28 @@ to make them agree:
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from koito_import import _normalize
-from koito_import.catalog import Album, Artist, Track
+from koito_import.catalog import (
+    IMPORT,
+    MUSICBRAINZ,
+    Album,
+    Artist,
+    Track,
+    alias_rows,
+    image_columns,
+    stored_mbid,
+    unique,
+)
 from koito_import.listen import Listen
-from koito_import.stores.base import CANONICAL, IMPORT, MUSICBRAINZ, Store
+from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter
 
 #: Provisional ids of entities created in memory start here (far above real ids).
 PROVISIONAL_BASE = 1 << 60
-
-
-def _mbid(value: Any) -> str | None:
-    """MBIDs come back as str (SQLite) or uuid.UUID (PostgreSQL); keep them as str."""
-    return None if value is None else str(value)
-
-
-def _image(url: str) -> tuple[str | None, str | None]:
-    """Koito stores a fresh image id for an http(s) image URL and keeps any URL as source."""
-    return (str(uuid.uuid4()) if url.startswith("http") else None), (url or None)
-
-
-def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
 
 
 @dataclass(slots=True)
@@ -174,15 +169,6 @@ class _TrackRow:
         self.new_links: list[tuple[int, bool]] = []
 
 
-def _aliases(primary: str, others: Sequence[str], source: str) -> list[tuple[str, str, bool]]:
-    """SqlCatalog._aliases: the primary as "Canonical", the others once each, not the primary."""
-    if not others:
-        return [(primary, CANONICAL, True)]
-    rows = [(primary, CANONICAL, True)]
-    rows += [(a, source, False) for a in _unique(others) if a != primary]
-    return rows
-
-
 #: Forget hook: (artist id, provisional tracks linked to it) -> None.
 ForgetHook = Callable[[int, list[int]], None]
 
@@ -274,7 +260,7 @@ class MemoryCatalog:
                 continue  # memory wins: it may hold this batch's changes
             row = loaded.get(aid)
             if row is None:
-                row = loaded[aid] = _ArtistRow(None, _mbid(mbid), [])
+                row = loaded[aid] = _ArtistRow(None, stored_mbid(mbid), [])
             row.aliases.append(alias)
             if primary and row.primary is None:
                 row.primary = alias
@@ -328,7 +314,7 @@ class MemoryCatalog:
         for rid, title, mbid in self._union(parts):
             if rid in self._albums:
                 continue
-            self._albums[rid] = _AlbumRow(title, _mbid(mbid))
+            self._albums[rid] = _AlbumRow(title, stored_mbid(mbid))
             self._db_albums.add(rid)
             loaded.append(rid)
             if mbid is not None:
@@ -382,7 +368,7 @@ class MemoryCatalog:
         for tid, title, rid, mbid, duration in self._union(parts):
             if tid in self._tracks:
                 continue
-            self._tracks[tid] = _TrackRow(title, rid, _mbid(mbid), duration)
+            self._tracks[tid] = _TrackRow(title, rid, stored_mbid(mbid), duration)
             loaded.append(tid)
             if mbid is not None:
                 self._track_by_mbid[str(mbid)] = tid
@@ -429,11 +415,11 @@ class MemoryCatalog:
     ) -> Artist:
         aid = PROVISIONAL_BASE + len(self.new_artists)
         self.new_artists.append(aid)
-        all_aliases = _unique([name, *aliases]) if aliases else [name]
+        all_aliases = unique([name, *aliases]) if aliases else [name]
         row = _ArtistRow(name, mbid or None, all_aliases)
         row.db_mbid = None
-        row.image, row.image_source = _image(image_url)
-        row.new_aliases = _aliases(name, aliases, MUSICBRAINZ)
+        row.image, row.image_source = image_columns(image_url)
+        row.new_aliases = alias_rows(name, aliases, MUSICBRAINZ)
         self._artists[aid] = row
         by_alias = self._artist_by_alias
         for alias in all_aliases:
@@ -488,8 +474,8 @@ class MemoryCatalog:
         row = _AlbumRow(title, mbid or None)
         row.db_mbid = None
         row.various = bool(various_artists)
-        row.image, row.image_source = _image(image_url)
-        row.new_aliases = _aliases(title, aliases, MUSICBRAINZ)
+        row.image, row.image_source = image_columns(image_url)
+        row.new_aliases = alias_rows(title, aliases, MUSICBRAINZ)
         self._albums[rid] = row
         if mbid:
             self._album_by_mbid[mbid] = rid
@@ -561,7 +547,7 @@ class MemoryCatalog:
         self.new_tracks.append(tid)
         row = _TrackRow(title, album_id, mbid or None, duration)
         row.db_mbid = None
-        row.new_aliases = _aliases(title, aliases, IMPORT)
+        row.new_aliases = alias_rows(title, aliases, IMPORT)
         self._tracks[tid] = row
         if mbid:
             self._track_by_mbid[mbid] = tid

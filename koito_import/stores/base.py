@@ -8,19 +8,27 @@ stored, how a MBID comes back — are the dialect's job.
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from koito_import.catalog import Album, Artist, Resolved, Track
+from koito_import.catalog import (
+    CANONICAL,
+    IMPORT,
+    MUSICBRAINZ,
+    Album,
+    Artist,
+    Resolved,
+    Track,
+    alias_rows,
+    image_columns,
+    stored_mbid,
+    unique,
+)
 
-#: Alias sources Koito writes.
-CANONICAL = "Canonical"
-MUSICBRAINZ = "MusicBrainz"
-IMPORT = "Import"
+__all__ = ["CANONICAL", "IMPORT", "MUSICBRAINZ", "CatalogCounts", "SqlCatalog", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +126,6 @@ class Store(ABC):
         )
 
 
-def _mbid(value: Any) -> str | None:
-    """MBIDs come back as str (SQLite) or uuid.UUID (PostgreSQL); compare them as str."""
-    return None if value is None else str(value)
-
-
-def _image(url: str) -> tuple[str | None, str | None]:
-    """Koito stores a fresh image id for an http(s) image URL and keeps any URL as source."""
-    image = str(uuid.uuid4()) if url.startswith("http") else None
-    return image, (url or None)
-
-
 class SqlCatalog:
     """The resolver's ``Catalog`` answered with queries: the per-listen path."""
 
@@ -149,7 +146,7 @@ class SqlCatalog:
         primary = [r[1] for r in rows if r[2]]
         if not primary:
             return None  # Koito's queries only see artists that have a primary alias
-        return Artist(artist_id, primary[0], _mbid(rows[0][0]), [r[1] for r in rows])
+        return Artist(artist_id, primary[0], stored_mbid(rows[0][0]), [r[1] for r in rows])
 
     def artist_by_mbid(self, mbid: str) -> Artist | None:
         row = self._q("SELECT min(id) FROM artists WHERE musicbrainz_id = ?", (mbid,)).fetchone()
@@ -164,14 +161,14 @@ class SqlCatalog:
     def create_artist(
         self, name: str, mbid: str = "", aliases: Sequence[str] = (), image_url: str = ""
     ) -> Artist:
-        image, source = _image(image_url)
+        image, source = image_columns(image_url)
         (artist_id,) = self._q(
             "INSERT INTO artists (musicbrainz_id, image, image_source) VALUES (?, ?, ?) "
             "RETURNING id",
             (mbid or None, image, source),
         ).fetchone()
         self._aliases("artist_aliases", "artist_id", artist_id, name, aliases, MUSICBRAINZ)
-        return Artist(artist_id, name, mbid or None, _unique([name, *aliases]))
+        return Artist(artist_id, name, mbid or None, unique([name, *aliases]))
 
     def set_artist_mbid(self, artist: Artist, mbid: str) -> None:
         self._q("UPDATE artists SET musicbrainz_id = ? WHERE id = ?", (mbid, artist.id))
@@ -192,7 +189,7 @@ class SqlCatalog:
         row = self._q(
             self._ALBUM + "WHERE r.musicbrainz_id = ? ORDER BY r.id LIMIT 1", (mbid,)
         ).fetchone()
-        return None if row is None else Album(row[0], row[1], _mbid(row[2]))
+        return None if row is None else Album(row[0], row[1], stored_mbid(row[2]))
 
     def album_by_title(self, title: str, artist_id: int) -> Album | None:
         row = self._q(
@@ -200,7 +197,7 @@ class SqlCatalog:
             "WHERE r.title = ? AND ar.artist_id = ? ORDER BY r.id LIMIT 1",
             (title, artist_id),
         ).fetchone()
-        return None if row is None else Album(row[0], row[1], _mbid(row[2]))
+        return None if row is None else Album(row[0], row[1], stored_mbid(row[2]))
 
     def create_album(
         self,
@@ -211,7 +208,7 @@ class SqlCatalog:
         various_artists: bool = False,
         image_url: str = "",
     ) -> Album:
-        image, source = _image(image_url)
+        image, source = image_columns(image_url)
         (album_id,) = self._q(
             "INSERT INTO releases (musicbrainz_id, various_artists, image, image_source) "
             "VALUES (?, ?, ?, ?) RETURNING id",
@@ -244,7 +241,7 @@ class SqlCatalog:
 
     @staticmethod
     def _track(row: Sequence[Any] | None) -> Track | None:
-        return None if row is None else Track(row[0], row[1], row[2], _mbid(row[3]), row[4])
+        return None if row is None else Track(row[0], row[1], row[2], stored_mbid(row[3]), row[4])
 
     def track_by_mbid(self, mbid: str) -> Track | None:
         return self._track(
@@ -307,14 +304,9 @@ class SqlCatalog:
         others: Sequence[str],
         source: str,
     ) -> None:
-        rows = [(entity_id, primary, CANONICAL, True)]
-        rows += [(entity_id, a, source, False) for a in _unique(others) if a != primary]
+        rows = [(entity_id, *row) for row in alias_rows(primary, others, source)]
         self._store.executemany(
             f"INSERT INTO {table} ({id_column}, alias, source, is_primary) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             rows,
         )
-
-
-def _unique(values: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(values))
