@@ -6,8 +6,7 @@ listens and lookup rows; on the same starting database even the same ids), but r
 Koito's matching once per distinct lookup key against an in-memory slice of the catalog
 and writes with a few bulk statements. How it stays exact:
 
-1. **Normalize** each listen (``_normalize.normalize_batch`` when the module has it, the
-   C twin when built) and give its lookup key a small integer id. Per listen only
+1. **Normalize** each listen (``_normalize.normalize_batch``: the C twin when built) and give its lookup key a small integer id. Per listen only
    (key id, time, duration, client) is kept; the prepared listen is kept once per key
    and batch.
 2. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
@@ -117,27 +116,6 @@ def _chunks(items: Iterable[Listen], size: int) -> Iterator[list[Listen]]:
         yield chunk
 
 
-def _normalize_chunk(
-    chunk: list[Listen], salt: str
-) -> tuple[list[Listen], list[str], list[tuple[int, str]]]:
-    """(prepared, keys, [(index, reason)]) for the valid/invalid listens of a chunk."""
-    batch = getattr(_normalize, "normalize_batch", None)
-    if batch is not None:
-        prepared, keys, rejected = batch(chunk, salt)
-        return list(prepared), list(keys), list(rejected)
-    prepared, keys, rejected = [], [], []
-    prepare, lookup_key = _normalize.prepare, _normalize.lookup_key
-    for i, listen in enumerate(chunk):
-        try:
-            p = prepare(listen)
-        except InvalidListen as exc:
-            rejected.append((i, exc.reason))
-            continue
-        prepared.append(p)
-        keys.append(lookup_key(p, salt))
-    return prepared, keys, rejected
-
-
 class BulkSubmitter:
     """Imports a listen stream with the per-listen path's exact result, in bulk."""
 
@@ -228,7 +206,7 @@ class BulkSubmitter:
         return True
 
     def _add(self, chunk: list[Listen], salt: str, batch: _Batch, skipped: Counter[str]) -> None:
-        prepared, keys, rejected = _normalize_chunk(chunk, salt)
+        prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
         for _, reason in rejected:
             skipped[reason] += 1
         key_ids = self._key_ids
