@@ -6,7 +6,8 @@ listens and lookup rows; on the same starting database even the same ids), but r
 Koito's matching once per distinct lookup key against an in-memory slice of the catalog
 and writes with a few bulk statements. How it stays exact:
 
-1. **Normalize** each listen (``_normalize.normalize_batch``: the C twin when built) and give its lookup key a small integer id. Per listen only
+1. **Normalize** each listen (``_normalize.normalize_batch``: the C twin when built)
+   and give its lookup key a small integer id. Per listen only
    (key id, time, duration, client) is kept; the prepared listen is kept once per key
    and batch.
 2. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
