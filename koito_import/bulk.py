@@ -63,7 +63,7 @@ from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
 
-#: Listens normalized per call (and the progress granularity).
+#: Listens normalized and resolved per step (and the progress granularity).
 CHUNK = 4096
 
 
@@ -87,9 +87,28 @@ class BulkResult:
 
 
 class _Batch:
-    """The listens of one batch, compactly: parallel arrays indexed by position."""
+    """One batch: its listens as parallel arrays by position, and its resolution so far."""
 
-    __slots__ = ("clients", "durations", "first", "gids", "keys", "times", "variants")
+    __slots__ = (
+        "already",
+        "catalog",
+        "clients",
+        "duplicates",
+        "durations",
+        "first",
+        "fresh",
+        "gids",
+        "keys",
+        "keys_by_track",
+        "local",
+        "memo",
+        "out_clients",
+        "out_times",
+        "out_tracks",
+        "resolved_here",
+        "times",
+        "variants",
+    )
 
     def __init__(self) -> None:
         #: Key id per listen (a list, so the ints are the shared objects of the key map).
@@ -104,6 +123,22 @@ class _Batch:
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
+        #: Key ids the last chunk brought into the batch (first occurrences), in order.
+        self.fresh: list[int] = []
+        self.catalog: MemoryCatalog | None = None
+        #: Key id -> its resolution (from the lookup table or matched in this batch).
+        self.memo: dict[int, Resolved] = {}
+        #: Track id -> key ids whose memo entry points at it (for forgetting).
+        self.keys_by_track: dict[int, list[int]] = {}
+        #: Key ids matched in this batch: their lookup rows get written.
+        self.resolved_here: set[int] = set()
+        #: (track, second) -> key id that wrote it, and the listens to write.
+        self.local: dict[tuple[int, int], int] = {}
+        self.out_tracks: list[int] = []
+        self.out_times = array("q")
+        self.out_clients: list[str] = []
+        self.duplicates = 0
+        self.already = 0
 
 
 def _pack(track_id: int, time: int) -> int:
@@ -126,14 +161,17 @@ class BulkSubmitter:
         settings: MatchSettings | None = None,
         *,
         batch_size: int = 50_000,
+        chunk_size: int = CHUNK,
         user_id: int = DEFAULT_USER_ID,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        if batch_size < 1 or chunk_size < 1:
+            raise ValueError("batch_size and chunk_size must be at least 1")
         self.store = store
         self.settings = settings or MatchSettings()
         self.batch_size = batch_size
+        #: Listens normalized and resolved per step (the progress granularity too).
+        self.chunk_size = chunk_size
         self.max_batch_listens = 8 * batch_size
         self.user_id = user_id
         self.progress = progress
@@ -142,11 +180,8 @@ class BulkSubmitter:
         # Per-run and per-batch state (see run/_process).
         self._key_ids: dict[str, int] = {}
         self._written: dict[int, int] = {}
-        self._memo: dict[int, Resolved] = {}
-        self._keys_by_track: dict[int, list[int]] = {}
-        self._resolved_here: set[int] = set()
-        self._catalog: MemoryCatalog | None = None
-        self._first: dict[int, Listen] = {}
+        #: The batch being resolved (``_forget`` reaches its memo and catalog).
+        self._batch: _Batch | None = None
 
     # --- the run -----------------------------------------------------------------------
 
@@ -171,25 +206,31 @@ class BulkSubmitter:
         self._written = {}
         self.lazy_loads = 0
         salt = self.settings.salt
-        chunk_size = min(CHUNK, self.batch_size)
+        chunk_size = min(self.chunk_size, self.batch_size)
         writer = bulk_writer(self.store)
         with ExitStack() as stack:
             opened = False
-            batch = _Batch()
+            batch: _Batch | None = None
             for chunk in _chunks(listens, chunk_size):
                 result.read += len(chunk)
-                self._add(chunk, salt, batch, skipped)
-                if len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens:
+                if batch is None:
                     if not opened:
-                        opened = self._open(stack, writer)
-                    self._process(batch, writer, result, skipped)
-                    batch = _Batch()
+                        # The transaction begins with the first chunk: each chunk is
+                        # resolved as it arrives, while the rest of the file is parsed.
+                        self._open(stack, writer)
+                        opened = True
+                    batch = self._batch = _Batch()
+                    batch.catalog = MemoryCatalog(self.store, writer, forget=self._forget)
+                start = len(batch.gids)
+                self._add(chunk, salt, batch, skipped)
+                self._resolve(batch, start, writer, skipped)
+                if len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens:
+                    self._finish(batch, writer, result)
+                    batch = None
                 if self.progress is not None:
                     self.progress(result.read)
-            if batch.gids:
-                if not opened:
-                    opened = self._open(stack, writer)
-                self._process(batch, writer, result, skipped)
+            if batch is not None:
+                self._finish(batch, writer, result)
         self._key_ids = {}
         self._written = {}
         result.skipped = dict(skipped)
@@ -198,13 +239,12 @@ class BulkSubmitter:
             self.progress(result.read)
         return result
 
-    def _open(self, stack: ExitStack, writer: BulkWriter) -> bool:
+    def _open(self, stack: ExitStack, writer: BulkWriter) -> None:
         # LIFO: the transaction ends (commit/rollback) before the writer's settings are
         # restored, so SQLite commits with the large page cache still in place.
         stack.callback(writer.end)
         stack.enter_context(self.store.transaction())
         writer.begin()
-        return True
 
     def _add(self, chunk: list[Listen], salt: str, batch: _Batch, skipped: Counter[str]) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
@@ -213,6 +253,8 @@ class BulkSubmitter:
         key_ids = self._key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
+        fresh: list[int] = []
+        batch.fresh = fresh
         for p, key in zip(prepared, keys, strict=True):
             gid = key_ids.get(key)
             if gid is None:
@@ -221,6 +263,7 @@ class BulkSubmitter:
             if f is None:
                 first[gid] = p
                 batch_keys[gid] = key
+                fresh.append(gid)
             elif p.entities is not None and p.entities != f.entities:
                 batch.variants[len(gids)] = p.entities
             gids.append(gid)
@@ -228,48 +271,55 @@ class BulkSubmitter:
             durations.append(p.duration)
             clients.append(p.client)
 
-    # --- one batch -----------------------------------------------------------------------
+    # --- one batch ---------------------------------------------------------------------
 
-    def _process(
-        self, batch: _Batch, writer: BulkWriter, result: BulkResult, skipped: Counter[str]
+    def _resolve(
+        self, batch: _Batch, start: int, writer: BulkWriter, skipped: Counter[str]
     ) -> None:
+        """Resolve the positions from ``start`` on, in file order (the chunk just added).
+
+        The lookup table and the catalog slice are asked only about the keys this chunk
+        brings into the batch. Between chunks only this run writes those tables, so a
+        key asked about later gets the answer it would have got at the batch's start,
+        except for lookup rows ``_forget`` deleted meanwhile, which the live path would
+        not find either.
+        """
         store = self.store
         seps = self.settings.compiled
-        memo: dict[int, Resolved] = {}
-        keys_by_track: dict[int, list[int]] = {}
-        self._memo, self._keys_by_track, self._resolved_here = memo, keys_by_track, set()
-        resolved_here = self._resolved_here
+        memo, keys_by_track = batch.memo, batch.keys_by_track
+        catalog = batch.catalog
+        assert catalog is not None
+        gids = batch.gids
+        first = batch.first
 
-        # Keys the lookup cache already resolved (one set query).
-        gid_of_key = {k: g for g, k in batch.keys.items()}
-        cond, param = writer.in_values("lookup_key", list(gid_of_key), "text")
-        for key, artist_id, album_id, track_id in store.execute(
-            f"SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup WHERE {cond}",
-            [param],
-        ).fetchall():
-            gid = gid_of_key[key]
-            memo[gid] = Resolved((artist_id,), album_id, track_id)
-            keys_by_track.setdefault(track_id, []).append(gid)
-
-        # The slice the other keys can touch.
-        catalog = MemoryCatalog(store, writer, forget=self._forget)
-        self._catalog, self._first = catalog, batch.first
-        needs = Needs()
-        for gid, listen in batch.first.items():
-            if gid not in memo:
-                needs.add(listen, seps)
-        catalog.ensure(needs)
+        fresh = {batch.keys[g]: g for g in batch.fresh}
+        if fresh:
+            # Keys the lookup cache already resolved (one set query).
+            cond, param = writer.in_values("lookup_key", list(fresh), "text")
+            for key, artist_id, album_id, track_id in store.execute(
+                f"SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup WHERE {cond}",
+                [param],
+            ).fetchall():
+                gid = fresh[key]
+                memo[gid] = Resolved((artist_id,), album_id, track_id)
+                keys_by_track.setdefault(track_id, []).append(gid)
+            # The slice the other keys can touch.
+            needs = Needs()
+            for gid in fresh.values():
+                if gid not in memo:
+                    needs.add(first[gid], seps)
+            catalog.ensure(needs)
 
         # The stream, in file order.
-        first, variants = batch.first, batch.variants
+        variants = batch.variants
+        resolved_here = batch.resolved_here
         written = self._written
-        local: dict[tuple[int, int], int] = {}
-        out_tracks: list[int] = []
-        out_times = array("q")
-        out_clients: list[str] = []
+        local = batch.local
+        out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
         duplicates = already = 0
-        gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
-        for pos, gid in enumerate(gids):
+        times, durations, clients = batch.times, batch.durations, batch.clients
+        for pos in range(start, len(gids)):
+            gid = gids[pos]
             r = memo.get(gid)
             if r is None:
                 listen = first[gid]
@@ -312,22 +362,27 @@ class BulkSubmitter:
             out_tracks.append(track_id)
             out_times.append(t)
             out_clients.append(clients[pos])
+        batch.duplicates += duplicates
+        batch.already += already
 
+    def _finish(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
+        """Write the batch and count what it did."""
+        catalog = batch.catalog
+        assert catalog is not None
         self.lazy_loads += catalog.lazy_loads
-        inserted = self._flush(
-            catalog, batch, writer, memo, resolved_here, local, out_tracks, out_times, out_clients
-        )
-        result.duplicates += duplicates
+        inserted = self._flush(catalog, batch, writer)
+        result.duplicates += batch.duplicates
         result.inserted += inserted
-        result.already_present += already + len(out_tracks) - inserted
+        result.already_present += batch.already + len(batch.out_tracks) - inserted
         result.new_artists += len(catalog.new_artists)
         result.new_albums += len(catalog.new_albums)
         result.new_tracks += len(catalog.new_tracks)
-        self._memo, self._keys_by_track, self._resolved_here = {}, {}, set()
-        self._catalog, self._first = None, {}
+        self._batch = None
 
     def _forget(self, artist_id: int, new_tracks: list[int]) -> None:
         """The live path's forget_lookups_for_artist, for the database and the memo."""
+        batch = self._batch
+        assert batch is not None
         tracks = set(new_tracks)
         if artist_id < PROVISIONAL_BASE:
             tracks.update(
@@ -341,38 +396,29 @@ class BulkSubmitter:
                 "(SELECT track_id FROM artist_tracks WHERE artist_id = ?)",
                 (artist_id,),
             )
-        memo = self._memo
+        memo = batch.memo
         dropped: list[int] = []
         for track_id in tracks:
-            for gid in self._keys_by_track.pop(track_id, ()):
+            for gid in batch.keys_by_track.pop(track_id, ()):
                 r = memo.get(gid)
                 if r is not None and r.track_id == track_id:
                     del memo[gid]
-                    self._resolved_here.discard(gid)
+                    batch.resolved_here.discard(gid)
                     dropped.append(gid)
-        if dropped and self._catalog is not None:
+        if dropped and batch.catalog is not None:
             # Keys answered by the lookup table were never part of the slice; load what
             # they can touch now, in one go, rather than lookup by lookup later.
             needs = Needs()
             for gid in dropped:
-                needs.add(self._first[gid], self.settings.compiled)
-            self._catalog.ensure(needs)
+                needs.add(batch.first[gid], self.settings.compiled)
+            batch.catalog.ensure(needs)
 
     # --- writing -------------------------------------------------------------------------
 
-    def _flush(
-        self,
-        cat: MemoryCatalog,
-        batch: _Batch,
-        writer: BulkWriter,
-        memo: dict[int, Resolved],
-        resolved_here: set[int],
-        local: dict[tuple[int, int], int],
-        out_tracks: list[int],
-        out_times: array,
-        out_clients: list[str],
-    ) -> int:
+    def _flush(self, cat: MemoryCatalog, batch: _Batch, writer: BulkWriter) -> int:
         """Write what the batch created or changed; returns the listens inserted."""
+        memo, resolved_here, local = batch.memo, batch.resolved_here, batch.local
+        out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
         artist_ids = writer.allocate_ids("artists", len(cat.new_artists))
         album_ids = writer.allocate_ids("releases", len(cat.new_albums))
         track_ids = writer.allocate_ids("tracks", len(cat.new_tracks))

@@ -33,7 +33,7 @@ to make them agree:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,13 +230,6 @@ class MemoryCatalog:
         cov.track_titles |= ttitles
         cov.recording_mbids |= tmbids
 
-    def _union(self, parts: list[tuple[str, list[Any]]]) -> list[Any]:
-        if not parts:
-            return []
-        sql = " UNION ".join(p for p, _ in parts)
-        params = [v for _, ps in parts for v in ps]
-        return self._q(sql, params).fetchall()
-
     def _load_artists(self, names: set[str], mbids: set[str]) -> list[int]:
         subs: list[str] = []
         params: list[Any] = []
@@ -275,59 +268,72 @@ class MemoryCatalog:
                 self._artist_by_mbid[row.mbid] = aid
         return list(loaded)
 
+    # The slice grows chunk by chunk (the bulk path resolves each chunk as it arrives), so
+    # every query below is driven by what is *new* (titles, MBIDs, artists, albums) through
+    # an index, and tests against what is already loaded run here, on Python sets. A query
+    # carrying the whole loaded set each time would make a run quadratic.
+
     _ALBUM = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
 
     def _load_albums(self, titles: set[str], mbids: set[str], new_artists: list[int]) -> list[int]:
-        parts: list[tuple[str, list[Any]]] = []
+        albums = self._albums
+        found: dict[int, tuple[str, Any]] = {}
         if mbids:
             cond, p = self._in("r.musicbrainz_id", mbids, "uuid")
-            parts.append((self._ALBUM + f"WHERE {cond}", [p]))
-
-        def by_title(title_set: set[str], artist_ids: Iterable[int]) -> None:
-            # releases_with_title spelled out and driven by the title list through the
-            # alias index: with two IN lists SQLite otherwise probes every title for
-            # every album of the artists (quadratic; minutes at a million listens).
-            if not title_set:
-                return
-            artist_ids = list(artist_ids)
-            if not artist_ids:
-                return
-            src, tp = self._src("tl", title_set, "text")
-            # "+": test membership in the list per link of the album (walking the album's
-            # few links by release_id), instead of probing the list item by item.
-            acond, ap = self._in("+ar.artist_id", artist_ids, "int")
-            parts.append(
-                (
-                    f"SELECT r.id, ra.alias, r.musicbrainz_id FROM {src} "
-                    f"{self._join} release_aliases ra ON ra.alias = tl.value "
-                    "JOIN releases r ON r.id = ra.release_id "
-                    "WHERE ra.is_primary = true AND EXISTS (SELECT 1 FROM artist_releases ar "
-                    f"WHERE ar.release_id = ra.release_id AND {acond})",
-                    [tp, ap],
-                )
-            )
-
-        # Covered titles x newly loaded artists, and new titles x all loaded artists.
-        by_title(self._cov.album_titles, new_artists)
-        by_title(titles, self._db_artists)
+            for rid, title, mbid in self._q(self._ALBUM + f"WHERE {cond}", [p]).fetchall():
+                found[rid] = (title, mbid)
+        # Covered titles x newly loaded artists: the new artists' albums, kept by title.
+        covered = self._cov.album_titles
+        if new_artists and covered:
+            cond, p = self._in("ar.artist_id", new_artists, "int")
+            for rid, title, mbid in self._q(
+                "SELECT r.id, ra.alias, r.musicbrainz_id FROM artist_releases ar "
+                "JOIN release_aliases ra ON ra.release_id = ar.release_id "
+                f"JOIN releases r ON r.id = ar.release_id WHERE {cond} AND ra.is_primary = true",
+                [p],
+            ).fetchall():
+                if title in covered:
+                    found[rid] = (title, mbid)
+        # New titles x all loaded artists: the albums with those titles (through the alias
+        # index), kept if linked to a loaded artist (checked below, with their links).
+        by_title: dict[int, tuple[str, Any]] = {}
+        if titles and self._db_artists:
+            src, tp = self._src("tl", titles, "text")
+            for rid, title, mbid in self._q(
+                f"SELECT r.id, ra.alias, r.musicbrainz_id FROM {src} "
+                f"{self._join} release_aliases ra ON ra.alias = tl.value "
+                "JOIN releases r ON r.id = ra.release_id WHERE ra.is_primary = true",
+                [tp],
+            ).fetchall():
+                if rid not in found:
+                    by_title[rid] = (title, mbid)
+        candidates = [rid for rid in (*found, *by_title) if rid not in albums]
+        if not candidates:
+            return []
+        links: dict[int, list[int]] = {}
+        cond, p = self._in("release_id", candidates, "int")
+        for aid, rid in self._q(
+            f"SELECT artist_id, release_id FROM artist_releases WHERE {cond}", [p]
+        ).fetchall():
+            links.setdefault(rid, []).append(aid)
+        db_artists = self._db_artists
         loaded: list[int] = []
-        for rid, title, mbid in self._union(parts):
-            if rid in self._albums:
-                continue
-            self._albums[rid] = _AlbumRow(title, stored_mbid(mbid))
+        index = self._album_by_title
+        for rid in candidates:
+            if rid in found:
+                title, mbid = found[rid]
+            else:
+                if not any(aid in db_artists for aid in links.get(rid, ())):
+                    continue
+                title, mbid = by_title[rid]
+            album = albums[rid] = _AlbumRow(title, stored_mbid(mbid))
             self._db_albums.add(rid)
             loaded.append(rid)
             if mbid is not None:
                 self._album_by_mbid[str(mbid)] = rid
-        if loaded:
-            cond, p = self._in("release_id", loaded, "int")
-            index = self._album_by_title
-            for aid, rid in self._q(
-                f"SELECT artist_id, release_id FROM artist_releases WHERE {cond}", [p]
-            ).fetchall():
-                album = self._albums[rid]
+            for aid in links.get(rid, ()):
                 album.links.add(aid)
-                key = (album.title, aid)
+                key = (title, aid)
                 if index.get(key, rid + 1) > rid:
                     index[key] = rid
         return loaded
@@ -335,40 +341,44 @@ class MemoryCatalog:
     _TRACK = (
         "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
     )
+    _TRACK_BY_ALIAS = "SELECT t.id, ta.alias, t.release_id, t.musicbrainz_id, t.duration "
 
     def _load_tracks(self, titles: set[str], mbids: set[str], new_albums: list[int]) -> None:
-        parts: list[tuple[str, list[Any]]] = []
+        tracks = self._tracks
+        found: dict[int, tuple[str, int, Any, int]] = {}
         if mbids:
             cond, p = self._in("t.musicbrainz_id", mbids, "uuid")
-            parts.append((self._TRACK + f"WHERE {cond}", [p]))
-
-        def by_title(title_set: set[str], album_ids: Iterable[int]) -> None:
-            # tracks_with_title spelled out, driven by the title list (see _load_albums).
-            if not title_set:
-                return
-            album_ids = list(album_ids)
-            if not album_ids:
-                return
-            src, tp = self._src("tl", title_set, "text")
-            rcond, rp = self._in("+t.release_id", album_ids, "int")
-            parts.append(
-                (
-                    "SELECT t.id, ta.alias, t.release_id, t.musicbrainz_id, t.duration "
-                    f"FROM {src} {self._join} track_aliases ta ON ta.alias = tl.value "
-                    "JOIN tracks t ON t.id = ta.track_id "
-                    f"WHERE ta.is_primary = true AND {rcond}",
-                    [tp, rp],
-                )
-            )
-
-        # Covered titles x newly loaded albums, and new titles x all loaded albums.
-        by_title(self._cov.track_titles, new_albums)
-        by_title(titles, self._db_albums)
+            for tid, *row in self._q(self._TRACK + f"WHERE {cond}", [p]).fetchall():
+                found[tid] = tuple(row)  # type: ignore[assignment]
+        # Covered titles x newly loaded albums: the new albums' tracks, kept by title.
+        covered = self._cov.track_titles
+        if new_albums and covered:
+            cond, p = self._in("t.release_id", new_albums, "int")
+            for tid, *row in self._q(
+                self._TRACK_BY_ALIAS + "FROM tracks t JOIN track_aliases ta ON ta.track_id = t.id "
+                f"WHERE {cond} AND ta.is_primary = true",
+                [p],
+            ).fetchall():
+                if row[0] in covered:
+                    found[tid] = tuple(row)  # type: ignore[assignment]
+        # New titles x all loaded albums: the tracks with those titles (through the alias
+        # index), kept if on a loaded album.
+        db_albums = self._db_albums
+        if titles and db_albums:
+            src, tp = self._src("tl", titles, "text")
+            for tid, *row in self._q(
+                self._TRACK_BY_ALIAS + f"FROM {src} {self._join} track_aliases ta "
+                "ON ta.alias = tl.value JOIN tracks t ON t.id = ta.track_id "
+                "WHERE ta.is_primary = true",
+                [tp],
+            ).fetchall():
+                if row[1] in db_albums:
+                    found[tid] = tuple(row)  # type: ignore[assignment]
         loaded: list[int] = []
-        for tid, title, rid, mbid, duration in self._union(parts):
-            if tid in self._tracks:
-                continue
-            self._tracks[tid] = _TrackRow(title, rid, stored_mbid(mbid), duration)
+        for tid, (title, rid, mbid, duration) in found.items():
+            if tid in tracks:
+                continue  # memory wins: it may hold this batch's changes
+            tracks[tid] = _TrackRow(title, rid, stored_mbid(mbid), duration)
             loaded.append(tid)
             if mbid is not None:
                 self._track_by_mbid[str(mbid)] = tid
@@ -380,7 +390,7 @@ class MemoryCatalog:
             for aid, tid in self._q(
                 f"SELECT artist_id, track_id FROM artist_tracks WHERE {cond}", [p]
             ).fetchall():
-                self._tracks[tid].artists.add(aid)
+                tracks[tid].artists.add(aid)
 
     def _cover(self, **kw: str) -> None:
         """Load what one lookup outside the covered slice needs (should be rare)."""

@@ -390,8 +390,12 @@ def test_existing_catalog_reloads_by_every_route(stores: tuple[Store, Store]) ->
     assert result.new_artists == 0
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 3, 50_000])
-def test_batches_do_not_change_the_result(stores: tuple[Store, Store], batch_size: int) -> None:
+@pytest.mark.parametrize(
+    ("batch_size", "chunk_size"), [(1, 1), (2, 2), (3, 3), (3, 2), (50_000, 1), (50_000, 4096)]
+)
+def test_batches_do_not_change_the_result(
+    stores: tuple[Store, Store], batch_size: int, chunk_size: int
+) -> None:
     listens = [
         L("A", "T", 1),
         L("A", "T", 2, artist_names=("A", "B")),
@@ -405,7 +409,7 @@ def test_batches_do_not_change_the_result(stores: tuple[Store, Store], batch_siz
         L("C", "T", 8, artist_names=("C",), album="T"),
     ]
     ref, blk = stores
-    compare(ref, blk, listens, batch_size=batch_size)
+    compare(ref, blk, listens, batch_size=batch_size, chunk_size=chunk_size)
 
 
 def test_separator_settings(stores: tuple[Store, Store]) -> None:

@@ -210,15 +210,21 @@ def per_listen(store: Store, listens: list[Listen]) -> tuple[int, Counter]:
 
 
 def check(
-    factory: SqliteFactory | PostgresFactory, listens: list[Listen], prefix: int, batch_size: int
+    factory: SqliteFactory | PostgresFactory,
+    listens: list[Listen],
+    prefix: int,
+    sizes: tuple[int, int],
 ) -> None:
+    batch_size, chunk_size = sizes
     prefix = min(prefix, len(listens))
     ref, blk = factory.new(), factory.new()
     try:
         per_listen(ref, listens[:prefix])
         per_listen(blk, listens[:prefix])
         inserted, skipped = per_listen(ref, listens[prefix:])
-        result = BulkSubmitter(blk, batch_size=batch_size).run(listens[prefix:])
+        result = BulkSubmitter(blk, batch_size=batch_size, chunk_size=chunk_size).run(
+            listens[prefix:]
+        )
         assert catalog_snapshot(blk) == catalog_snapshot(ref)
         a, b = table_rows(ref), table_rows(blk)
         for table in a:
@@ -244,20 +250,23 @@ _common = {
 
 
 prefixes = st.sampled_from((0, 0, 3, 8))
-batch_sizes = st.sampled_from((1, 2, 5, 50_000))
+#: (batch_size, chunk_size): one batch or many, resolved in one step or chunk by chunk.
+batch_sizes = st.sampled_from(
+    ((1, 1), (2, 2), (5, 5), (5, 2), (50_000, 1), (50_000, 3), (50_000, 4096))
+)
 
 
 @settings(max_examples=40, **_common)
-@given(listens=stream(), prefix=prefixes, batch_size=batch_sizes)
+@given(listens=stream(), prefix=prefixes, sizes=batch_sizes)
 def test_bulk_equals_per_listen_sqlite(
-    sqlite_factory: SqliteFactory, listens: list[Listen], prefix: int, batch_size: int
+    sqlite_factory: SqliteFactory, listens: list[Listen], prefix: int, sizes: tuple[int, int]
 ) -> None:
-    check(sqlite_factory, listens, prefix, batch_size)
+    check(sqlite_factory, listens, prefix, sizes)
 
 
 @settings(max_examples=15, **_common)
-@given(listens=stream(), prefix=prefixes, batch_size=batch_sizes)
+@given(listens=stream(), prefix=prefixes, sizes=batch_sizes)
 def test_bulk_equals_per_listen_postgresql(
-    pg_factory: PostgresFactory, listens: list[Listen], prefix: int, batch_size: int
+    pg_factory: PostgresFactory, listens: list[Listen], prefix: int, sizes: tuple[int, int]
 ) -> None:
-    check(pg_factory, listens, prefix, batch_size)
+    check(pg_factory, listens, prefix, sizes)
