@@ -247,7 +247,7 @@ def run(
     import orjson
 
     from koito_import import parallel, plugins
-    from koito_import.pipeline import ImportOptions, run_import
+    from koito_import.pipeline import ImportOptions, reading, run_import
     from koito_import.progress import listen_progress, print_summary
     from koito_import.stores import open_store, resolve_target
 
@@ -269,11 +269,13 @@ def run(
     )
     target = resolve_target(db)
     with (
+        # Parse workers start first: they read while the database opens.
+        reading(files, options) as source,
         _dry_run_target(target, dry_run) as effective,
         open_store(effective) as store,
         listen_progress(not quiet) as progress,
     ):
-        summary = run_import(store, files, options, progress)
+        summary = run_import(store, files, options, progress, source)
     if dry_run:
         summary.database = target
     if json_out:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time as clock
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from koito_import import plugins
 from koito_import.errors import InputError, InvalidListen
@@ -27,6 +27,12 @@ from koito_import.stores import Store
 from koito_import.submit import submit_listen
 
 Mode = Literal["bulk", "per-listen"]
+
+
+class Prefetch(Protocol):
+    """Files parsed ahead (``parallel.Prefetcher``): file i's (plugin name, records)."""
+
+    def open(self, index: int) -> tuple[str, Iterable[Listen | plugins.Skip]]: ...
 
 
 @dataclass
@@ -218,25 +224,43 @@ def import_file(
     return report
 
 
+@contextmanager
+def reading(paths: Sequence[Path], options: ImportOptions) -> Iterator[Prefetch | None]:
+    """Start parse workers for these files when they pay off (else yield None).
+
+    Entered before the database is opened, the workers parse while the store connects
+    and creates the schema. Pass what it yields to :func:`run_import` as ``source``.
+    """
+    from koito_import import parallel
+
+    if not parallel.worth_it(paths, options.workers):
+        yield None
+        return
+    with parallel.Prefetcher(
+        paths, options.plugin, options.parse_options, options.workers
+    ) as source:
+        yield source
+
+
 def run_import(
     store: Store,
     paths: Iterable[Path],
     options: ImportOptions,
     progress: Callable[[int], None] = lambda n: None,
+    source: Prefetch | None = None,
 ) -> RunSummary:
-    """Import files in the order given; a bad file stops the run (files before it stay)."""
-    from koito_import import parallel
+    """Import files in the order given; a bad file stops the run (files before it stay).
 
+    ``source``: what :func:`reading` yielded for the same paths; without it, this decides
+    and starts the workers itself.
+    """
     started = clock.perf_counter()
     summary = RunSummary(store.display_name, options.mode, options.dry_run)
     paths = list(paths)
     done = 0
     with ExitStack() as stack:
-        source = None
-        if parallel.worth_it(paths, options.workers):
-            source = stack.enter_context(
-                parallel.Prefetcher(paths, options.plugin, options.parse_options, options.workers)
-            )
+        if source is None:
+            source = stack.enter_context(reading(paths, options))
         for i, path in enumerate(paths):
             opened = source.open(i) if source is not None else None
             report = import_file(
