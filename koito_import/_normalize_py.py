@@ -258,9 +258,44 @@ def normalize_batch(
     return prepared, keys, rejected
 
 
+class ListenMap:
+    """(track id, second) -> an int: the listens a bulk run wrote, and which key wrote them.
+
+    A run of a million listens keeps one entry per listen to its end, so the compiled
+    twin stores them in flat arrays (~40 bytes an entry instead of ~130 in a dict of
+    ints); this twin is the plain dict it replaces. Both take int64 values only.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[tuple[int, int], int] = {}
+
+    def get(self, track: int, time: int) -> int | None:
+        """The value stored for (track, time), or None."""
+        return self._d.get((_int64(track), _int64(time)))
+
+    def set(self, track: int, time: int, value: int) -> None:
+        """Store (or replace) the value of (track, time)."""
+        self._d[(_int64(track), _int64(time))] = _int64(value)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def _int64(value: int) -> int:
+    """The compiled twin's C int64 conversion, with its errors."""
+    if not isinstance(value, int):
+        raise TypeError(f"an integer is required, not {type(value).__name__}")
+    if not -(2**63) <= value < 2**63:
+        raise OverflowError("Python int too large to convert to C long")
+    return int(value)
+
+
 __all__ = [
     "DEFAULT_SEPARATORS",
     "MAX_FIELD_CHARS",
+    "ListenMap",
     "clean",
     "compile_separators",
     "equal_fold",

@@ -98,6 +98,7 @@ class _Batch:
         "first",
         "fresh",
         "gids",
+        "key_ids",
         "keys",
         "keys_by_track",
         "local",
@@ -111,6 +112,9 @@ class _Batch:
     )
 
     def __init__(self) -> None:
+        #: Lookup key -> key id (small ints, per batch: a run of a million listens would
+        #: otherwise keep every distinct key to its end).
+        self.key_ids: dict[str, int] = {}
         #: Key id per listen (a list, so the ints are the shared objects of the key map).
         self.gids: list[int] = []
         self.times = array("q")
@@ -139,11 +143,6 @@ class _Batch:
         self.out_clients: list[str] = []
         self.duplicates = 0
         self.already = 0
-
-
-def _pack(track_id: int, time: int) -> int:
-    """(track, second) as one int: the global written-listens map stays compact."""
-    return (track_id << 64) | (time & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 def _chunks(items: Iterable[Listen], size: int) -> Iterator[list[Listen]]:
@@ -178,8 +177,9 @@ class BulkSubmitter:
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
         # Per-run and per-batch state (see run/_process).
-        self._key_ids: dict[str, int] = {}
-        self._written: dict[int, int] = {}
+        #: (track, second) of every listen this run wrote -> hash of the key that wrote
+        #: it (to tell an exact duplicate from another key's listen across batches).
+        self._written = _normalize.ListenMap()
         #: The batch being resolved (``_forget`` reaches its memo and catalog).
         self._batch: _Batch | None = None
 
@@ -202,8 +202,7 @@ class BulkSubmitter:
         started = clock.perf_counter()
         result = BulkResult()
         skipped: Counter[str] = Counter()
-        self._key_ids = {}
-        self._written = {}
+        self._written = _normalize.ListenMap()
         self.lazy_loads = 0
         salt = self.settings.salt
         chunk_size = min(self.chunk_size, self.batch_size)
@@ -231,8 +230,7 @@ class BulkSubmitter:
                     self.progress(result.read)
             if batch is not None:
                 self._finish(batch, writer, result)
-        self._key_ids = {}
-        self._written = {}
+        self._written = _normalize.ListenMap()
         result.skipped = dict(skipped)
         result.seconds = clock.perf_counter() - started
         if self.progress is not None:
@@ -250,7 +248,7 @@ class BulkSubmitter:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
         for _, reason in rejected:
             skipped[reason] += 1
-        key_ids = self._key_ids
+        key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
         fresh: list[int] = []
@@ -311,7 +309,7 @@ class BulkSubmitter:
             catalog.ensure(needs)
 
         # The stream, in file order.
-        variants = batch.variants
+        variants, keys = batch.variants, batch.keys
         resolved_here = batch.resolved_here
         written = self._written
         local = batch.local
@@ -350,14 +348,22 @@ class BulkSubmitter:
             t = times[pos]
             slot = (track_id, t)
             prev = local.get(slot)
-            if prev is None and track_id < PROVISIONAL_BASE:
-                prev = written.get(_pack(track_id, t))
             if prev is not None:
                 if prev == gid:
                     duplicates += 1
                 else:
                     already += 1
                 continue
+            if track_id < PROVISIONAL_BASE:
+                # A str hash: equal keys hash alike; unequal ones collide with odds of
+                # 2**-64, which could only move one listen between two summary counts.
+                h = written.get(track_id, t)
+                if h is not None:
+                    if h == hash(keys[gid]):
+                        duplicates += 1
+                    else:
+                        already += 1
+                    continue
             local[slot] = gid
             out_tracks.append(track_id)
             out_times.append(t)
@@ -578,5 +584,5 @@ class BulkSubmitter:
         inserted += writer.insert_listens(old_rows, self.user_id)
         written = self._written
         for (tr, t), gid in local.items():
-            written[_pack(t_(tr), t)] = gid
+            written.set(t_(tr), t, hash(keys[gid]))
         return inserted

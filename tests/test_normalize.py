@@ -968,3 +968,50 @@ def test_twins_normalize_batch(c_impl: ModuleType, batch: list[Listen], salt: st
     assert _outcome(c_impl.normalize_batch, batch, salt) == _outcome(
         _normalize_py.normalize_batch, batch, salt
     )
+
+
+# --- ListenMap: the bulk path's (track, second) -> key map ----------------------------
+
+
+def test_listen_map_stores_replaces_and_grows(impl: ModuleType) -> None:
+    m = impl.ListenMap()
+    assert len(m) == 0 and m.get(1, 0) is None
+    m.set(1, 0, 7)
+    m.set(1, 0, -8)  # replaced, not added
+    m.set(0, 1, 9)  # (0, 1) is not (1, 0)
+    assert (len(m), m.get(1, 0), m.get(0, 1), m.get(1, 1)) == (2, -8, 9, None)
+    # Past many growths, with dense ids and seconds (the shape a run writes).
+    for i in range(50_000):
+        m.set(i // 7 + 2, 1_700_000_000 + i, i * 3)
+    assert len(m) == 50_002
+    assert all(m.get(i // 7 + 2, 1_700_000_000 + i) == i * 3 for i in range(50_000))
+    assert m.get(2, 1_699_999_999) is None
+
+
+def test_listen_map_rejects_what_int64_cannot_hold(impl: ModuleType) -> None:
+    m = impl.ListenMap()
+    with pytest.raises(OverflowError):
+        m.set(1, 2**63, 0)
+    with pytest.raises(TypeError):
+        m.set(1, "2", 0)
+    assert len(m) == 0
+
+
+int64s = st.integers(-(2**63), 2**63 - 1)
+map_ops = st.lists(
+    st.tuples(st.integers(-3, 40), st.one_of(st.integers(-3, 40), int64s), int64s), max_size=300
+)
+
+
+@HYPOTHESIS
+@given(ops=map_ops)
+def test_twins_listen_map(c_impl: ModuleType, ops: list[tuple[int, int, int]]) -> None:
+    c_map, py_map, model = c_impl.ListenMap(), _normalize_py.ListenMap(), {}
+    for track, time, value in ops:
+        c_map.set(track, time, value)
+        py_map.set(track, time, value)
+        model[(track, time)] = value
+    assert len(c_map) == len(py_map) == len(model)
+    for track, time, _ in ops:
+        assert c_map.get(track, time) == py_map.get(track, time) == model[(track, time)]
+        assert c_map.get(track, time ^ 1) == py_map.get(track, time ^ 1)
