@@ -6,19 +6,22 @@ listens and lookup rows; on the same starting database even the same ids), but r
 Koito's matching once per distinct lookup key against an in-memory slice of the catalog
 and writes with a few bulk statements. How it stays exact:
 
-1. **Normalize** each listen (``_normalize.normalize_batch``: the C twin when built)
-   and give its lookup key a small integer id. Per listen only
+1. **Normalize** each chunk of listens (``_normalize.normalize_batch``: the C twin when
+   built) and give each lookup key a small integer id (per batch). Per listen only
    (key id, time, duration, client) is kept; the prepared listen is kept once per key
    and batch.
 2. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
    memory. A batch cut can fall anywhere: everything a batch resolved is written to
    the database (inside the run's single transaction) before the next batch reads it.
-3. **Lookup cache**: one set query finds the batch's keys already in ``track_lookup``;
-   those need no matching at all, exactly like a cache hit of the live path.
-4. **Slice**: a handful of set queries load every artist/album/track the remaining keys
-   can touch (``memcatalog``); lookups outside it load on demand, so an incomplete
-   prefetch costs time, never correctness.
-5. **Stream**: listens are then taken in file order. A key with a known resolution
+   Within a batch, each chunk (``chunk_size`` listens) is resolved as soon as it is
+   read, so matching overlaps with a parse worker still reading the file.
+3. **Lookup cache**: one set query per chunk finds the keys the chunk brings into the
+   batch that ``track_lookup`` already holds; those need no matching at all, exactly
+   like a cache hit of the live path.
+4. **Slice**: a handful of set queries per chunk load every artist/album/track the
+   chunk's other new keys can touch (``memcatalog``); lookups outside it load on demand,
+   so an incomplete prefetch costs time, never correctness.
+5. **Stream**: the chunk's listens are then taken in file order. A key with a known resolution
    reuses it; otherwise ``resolver.resolve`` (unchanged, the same code the live path
    runs) resolves it *at that position*, with *that* listen's duration (the key only
    says whether there is one). When the resolver replaces an artist's MBID it calls
@@ -27,8 +30,9 @@ and writes with a few bulk statements. How it stays exact:
    (and may set the MBID back). The bulk path deletes the same database rows and drops
    the same keys from its memo, so it matches them again at the same positions.
 6. **Listens**: a listen whose (track, second) this run already wrote is not written
-   again: counted as a *duplicate* when the same key wrote it (an exact duplicate in the
-   input), as *already present* otherwise (Koito keeps the first listen of a track in a
+   again (earlier batches' listens are kept in a compact ``ListenMap``): counted as a
+   *duplicate* when the same key wrote it (an exact duplicate in the input), as
+   *already present* otherwise (Koito keeps the first listen of a track in a
    second, whatever its client). Exact duplicates are not dropped before matching,
    because after an MBID replacement even an exact duplicate is matched again in the
    live path and its match has side effects.
@@ -37,8 +41,9 @@ and writes with a few bulk statements. How it stays exact:
    updates, album links, lookup rows and listens (``stores.bulkwrite``).
 
 The whole run is one transaction (the store's; nested inside a caller's if there is
-one): a file that fails midway leaves nothing behind. The transaction begins only when
-the first batch is ready, so parsing the first batch does not hold SQLite's write lock.
+one): a file that fails midway leaves nothing behind. It begins with the first chunk
+(matching reads the catalog from then on), so SQLite's write lock is held while the
+rest of the file is read (README: stop Koito while importing into its SQLite file).
 """
 
 from __future__ import annotations

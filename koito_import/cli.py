@@ -238,7 +238,7 @@ def run(
             help="Parse worker processes reading files ahead of the writer; 0 "
             "parses in-process. [default: 1: on 2 cores one worker parsing ahead "
             "of the writer was fastest (see BENCHMARKS.md); a single file under "
-            "16 MB or inputs under 2 MB are parsed in-process: no measurable gain]",
+            "8 MB or inputs under 2 MB are parsed in-process: no measurable gain]",
             show_default=False,
         ),
     ] = None,

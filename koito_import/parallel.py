@@ -36,11 +36,13 @@ Correctness rules the code keeps:
   transfer of every record; below :data:`MIN_PARALLEL_BYTES` of input, and for a single
   file below :data:`SINGLE_FILE_MIN_BYTES`, files are parsed in-process.
 
-Normalizing stays in the main process: ``BulkSubmitter`` normalizes the listens it is
-given (``_normalize.normalize_batch``, ~0.03 s per 49k listens), so moving it would
-save less than the transfer of its results costs. Splitting one large file into chunks
-parsed by several workers is not done: every worker would still have to scan the whole
-JSON document, and on 2 cores the main process already uses one core.
+The main process resolves each chunk as it arrives (``BulkSubmitter``), so a worker
+parsing one file overlaps with matching that same file, not only with the next file.
+Normalizing stays in the main process (``_normalize.normalize_batch``, ~0.03 s per 49k
+listens): moving it would save less than the transfer of its results costs. Splitting
+one large file into chunks parsed by several workers is not done: every worker would
+still have to scan the whole JSON document, and on 2 cores the main process already
+uses one core.
 """
 
 from __future__ import annotations
@@ -75,10 +77,10 @@ AHEAD = 64
 #: Below this much input (all files together) no worker is started: the run is too
 #: short for the overlap to pay for the worker's start and the records' transfer.
 MIN_PARALLEL_BYTES = 2 * 1024 * 1024
-#: A single file smaller than this is parsed in-process: the bulk path reads a whole
-#: batch before resolving it, which leaves only normalizing to overlap (Maloja 10 MB:
-#: +0..5%, 20 MB: -4..5% in 3 of 4 measurements, 200 MB: -11%).
-SINGLE_FILE_MIN_BYTES = 16 * 1024 * 1024
+#: A single file smaller than this is parsed in-process (BENCHMARKS.md: a 10 MB Maloja
+#: file gains ~8% from a worker on SQLite and PostgreSQL; at 4 MB the difference drowns
+#: in the noise of this machine).
+SINGLE_FILE_MIN_BYTES = 8 * 1024 * 1024
 
 
 # --- the records on the wire ----------------------------------------------------------------
@@ -374,10 +376,8 @@ def worth_it(paths: Sequence[str | os.PathLike[str]], workers: int) -> bool:
 
     Several files: the next file is parsed while the current one is resolved and written
     (10 Spotify files of 10k listens: -22% on SQLite, -6% on PostgreSQL). One file: the
-    bulk path reads a whole batch (50k distinct keys or 400k listens) before it resolves
-    and writes, so a worker overlaps only with normalizing, and with the next batch: a
-    49k file (10 MB) gains nothing, 100k (20 MB) ~4%, 1M (200 MB) ~11%. Starting and
-    reaping a worker costs ~5 ms.
+    bulk path resolves each chunk as the worker delivers it, so parsing overlaps with
+    matching (49k listens, 10 MB: ~-8%). Starting and reaping a worker costs ~5 ms.
     """
     if workers < 1 or not paths:
         return False
