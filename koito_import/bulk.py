@@ -68,8 +68,13 @@ from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
 
-#: Listens normalized and resolved per step (and the progress granularity).
+#: Listens normalized per call (and resolved per step while that is cheap; the
+#: progress granularity too).
 CHUNK = 4096
+#: Resolving chunk by chunk costs one round of slice queries per chunk. On PostgreSQL
+#: (Koito's schema has no b-tree on the alias columns) each round scans the alias
+#: tables, so it pays only while the catalog is small: below this many tracks.
+SMALL_CATALOG = 20_000
 
 
 @dataclass
@@ -111,7 +116,9 @@ class _Batch:
         "out_clients",
         "out_times",
         "out_tracks",
+        "pending",
         "resolved_here",
+        "step",
         "times",
         "variants",
     )
@@ -132,8 +139,12 @@ class _Batch:
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
-        #: Key ids the last chunk brought into the batch (first occurrences), in order.
+        #: Key ids brought into the batch since the last resolve step, in order.
         self.fresh: list[int] = []
+        #: The first position not resolved yet.
+        self.pending = 0
+        #: Listens per resolve step (the batch is resolved whole when larger than it).
+        self.step = 0
         self.catalog: MemoryCatalog | None = None
         #: Key id -> its resolution (from the lookup table or matched in this batch).
         self.memo: dict[int, Resolved] = {}
@@ -166,21 +177,28 @@ class BulkSubmitter:
         *,
         batch_size: int = 50_000,
         chunk_size: int = CHUNK,
+        resolve_step: int | None = None,
         user_id: int = DEFAULT_USER_ID,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1:
-            raise ValueError("batch_size and chunk_size must be at least 1")
+        if batch_size < 1 or chunk_size < 1 or (resolve_step is not None and resolve_step < 1):
+            raise ValueError("batch_size, chunk_size and resolve_step must be at least 1")
         self.store = store
         self.settings = settings or MatchSettings()
         self.batch_size = batch_size
-        #: Listens normalized and resolved per step (the progress granularity too).
+        #: Listens normalized per call (the progress granularity too).
         self.chunk_size = chunk_size
+        #: Listens resolved per step. None: a chunk while slice queries are cheap (always
+        #: on SQLite; on PostgreSQL while the catalog is small), else the whole batch.
+        #: Any value gives the same result (tests vary it); only the speed differs.
+        self.resolve_step = resolve_step
         self.max_batch_listens = 8 * batch_size
         self.user_id = user_id
         self.progress = progress
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
+        #: Set by the last ``run``: resolve steps taken (rounds of slice queries).
+        self.resolve_steps = 0
         # Per-run and per-batch state (see run/_process).
         #: (track, second) of every listen this run wrote -> hash of the key that wrote
         #: it (to tell an exact duplicate from another key's listen across batches).
@@ -209,31 +227,39 @@ class BulkSubmitter:
         skipped: Counter[str] = Counter()
         self._written = _normalize.ListenMap()
         self.lazy_loads = 0
+        self.resolve_steps = 0
         salt = self.settings.salt
         chunk_size = min(self.chunk_size, self.batch_size)
         writer = bulk_writer(self.store)
         with ExitStack() as stack:
             opened = False
             batch: _Batch | None = None
+            catalog_rows: int | None = None
             for chunk in _chunks(listens, chunk_size):
                 result.read += len(chunk)
                 if batch is None:
                     if not opened:
-                        # The transaction begins with the first chunk: each chunk is
-                        # resolved as it arrives, while the rest of the file is parsed.
+                        # The transaction begins with the first chunk: chunks may be
+                        # resolved as they arrive, while the rest of the file is parsed.
                         self._open(stack, writer)
                         opened = True
+                        catalog_rows = writer.catalog_rows(SMALL_CATALOG)
                     batch = self._batch = _Batch()
                     batch.catalog = MemoryCatalog(self.store, writer, forget=self._forget)
-                start = len(batch.gids)
+                    batch.step = self._step(catalog_rows, result, chunk_size)
                 self._add(chunk, salt, batch, skipped)
-                self._resolve(batch, start, writer, skipped)
-                if len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens:
+                full = (
+                    len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens
+                )
+                if full or len(batch.gids) - batch.pending >= batch.step:
+                    self._resolve(batch, writer, skipped)
+                if full:
                     self._finish(batch, writer, result)
                     batch = None
                 if self.progress is not None:
                     self.progress(result.read)
             if batch is not None:
+                self._resolve(batch, writer, skipped)
                 self._finish(batch, writer, result)
         self._written = _normalize.ListenMap()
         result.skipped = dict(skipped)
@@ -241,6 +267,14 @@ class BulkSubmitter:
         if self.progress is not None:
             self.progress(result.read)
         return result
+
+    def _step(self, catalog_rows: int | None, result: BulkResult, chunk_size: int) -> int:
+        """Listens per resolve step for the next batch (see ``resolve_step``)."""
+        if self.resolve_step is not None:
+            return self.resolve_step
+        if catalog_rows is None or catalog_rows + result.new_tracks < SMALL_CATALOG:
+            return chunk_size
+        return self.max_batch_listens
 
     def _open(self, stack: ExitStack, writer: BulkWriter) -> None:
         # LIFO: the transaction ends (commit/rollback) before the writer's settings are
@@ -256,8 +290,7 @@ class BulkSubmitter:
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
-        fresh: list[int] = []
-        batch.fresh = fresh
+        fresh = batch.fresh
         for p, key in zip(prepared, keys, strict=True):
             gid = key_ids.get(key)
             if gid is None:
@@ -276,13 +309,11 @@ class BulkSubmitter:
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _resolve(
-        self, batch: _Batch, start: int, writer: BulkWriter, skipped: Counter[str]
-    ) -> None:
-        """Resolve the positions from ``start`` on, in file order (the chunk just added).
+    def _resolve(self, batch: _Batch, writer: BulkWriter, skipped: Counter[str]) -> None:
+        """Resolve the pending positions, in file order (one step: a chunk, or the batch).
 
-        The lookup table and the catalog slice are asked only about the keys this chunk
-        brings into the batch. Between chunks only this run writes those tables, so a
+        The lookup table and the catalog slice are asked only about the keys this step
+        brings into the batch. Between steps only this run writes those tables, so a
         key asked about later gets the answer it would have got at the batch's start,
         except for lookup rows ``_forget`` deleted meanwhile, which the live path would
         not find either.
@@ -295,7 +326,10 @@ class BulkSubmitter:
         gids = batch.gids
         first = batch.first
 
+        self.resolve_steps += 1
         fresh = {batch.keys[g]: g for g in batch.fresh}
+        batch.fresh = []
+        start, batch.pending = batch.pending, len(gids)
         if fresh:
             # Keys the lookup cache already resolved (one set query).
             cond, param = writer.in_values("lookup_key", list(fresh), "text")

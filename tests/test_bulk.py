@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from koito_import import bulk as bulk_module
 from koito_import.bulk import BulkResult, BulkSubmitter
 from koito_import.errors import InvalidListen
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
@@ -391,10 +392,20 @@ def test_existing_catalog_reloads_by_every_route(stores: tuple[Store, Store]) ->
 
 
 @pytest.mark.parametrize(
-    ("batch_size", "chunk_size"), [(1, 1), (2, 2), (3, 3), (3, 2), (50_000, 1), (50_000, 4096)]
+    ("batch_size", "chunk_size", "step"),
+    [
+        (1, 1, None),
+        (2, 2, None),
+        (3, 3, None),
+        (3, 2, None),
+        (3, 2, 100),
+        (50_000, 1, None),
+        (50_000, 2, 3),
+        (50_000, 4096, None),
+    ],
 )
 def test_batches_do_not_change_the_result(
-    stores: tuple[Store, Store], batch_size: int, chunk_size: int
+    stores: tuple[Store, Store], batch_size: int, chunk_size: int, step: int | None
 ) -> None:
     listens = [
         L("A", "T", 1),
@@ -409,7 +420,31 @@ def test_batches_do_not_change_the_result(
         L("C", "T", 8, artist_names=("C",), album="T"),
     ]
     ref, blk = stores
-    compare(ref, blk, listens, batch_size=batch_size, chunk_size=chunk_size)
+    compare(ref, blk, listens, batch_size=batch_size, chunk_size=chunk_size, resolve_step=step)
+
+
+def test_resolve_steps_follow_the_cost_of_slice_queries(
+    stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk by chunk on SQLite always; on PostgreSQL only while the catalog is small."""
+    ref, blk = stores
+    monkeypatch.setattr(bulk_module, "SMALL_CATALOG", 3)
+    per_listen(ref, [L(f"A{i}", f"T{i}", i) for i in range(3)])  # 3 tracks: "large"
+    per_listen(blk, [L(f"A{i}", f"T{i}", i) for i in range(3)])
+    listens = [L(f"B{i % 7}", f"U{i}", 100 + i) for i in range(12)]
+    submitter = BulkSubmitter(blk, batch_size=6, chunk_size=2)
+    result = submitter.run(listens)
+    per_listen(ref, listens)
+    assert_same(ref, blk)
+    assert result.inserted == 12
+    if blk.dialect == "sqlite":
+        assert submitter.resolve_steps == 6  # one per chunk
+    else:
+        assert submitter.resolve_steps == 2  # one per batch of 6 keys
+    # An explicit step wins.
+    submitter = BulkSubmitter(blk, batch_size=6, chunk_size=2, resolve_step=4)
+    assert submitter.run(listens).already_present == 12
+    assert submitter.resolve_steps == 4  # 4 + 2 listens per batch
 
 
 def test_separator_settings(stores: tuple[Store, Store]) -> None:

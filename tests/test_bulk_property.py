@@ -213,18 +213,18 @@ def check(
     factory: SqliteFactory | PostgresFactory,
     listens: list[Listen],
     prefix: int,
-    sizes: tuple[int, int],
+    sizes: tuple[int, int, int | None],
 ) -> None:
-    batch_size, chunk_size = sizes
+    batch_size, chunk_size, step = sizes
     prefix = min(prefix, len(listens))
     ref, blk = factory.new(), factory.new()
     try:
         per_listen(ref, listens[:prefix])
         per_listen(blk, listens[:prefix])
         inserted, skipped = per_listen(ref, listens[prefix:])
-        result = BulkSubmitter(blk, batch_size=batch_size, chunk_size=chunk_size).run(
-            listens[prefix:]
-        )
+        result = BulkSubmitter(
+            blk, batch_size=batch_size, chunk_size=chunk_size, resolve_step=step
+        ).run(listens[prefix:])
         assert catalog_snapshot(blk) == catalog_snapshot(ref)
         a, b = table_rows(ref), table_rows(blk)
         for table in a:
@@ -250,16 +250,30 @@ _common = {
 
 
 prefixes = st.sampled_from((0, 0, 3, 8))
-#: (batch_size, chunk_size): one batch or many, resolved in one step or chunk by chunk.
+#: (batch_size, chunk_size, resolve_step): one batch or many, resolved in one step, chunk
+#: by chunk, or in steps spanning chunks (None: the automatic choice).
 batch_sizes = st.sampled_from(
-    ((1, 1), (2, 2), (5, 5), (5, 2), (50_000, 1), (50_000, 3), (50_000, 4096))
+    (
+        (1, 1, None),
+        (2, 2, None),
+        (5, 5, None),
+        (5, 2, None),
+        (5, 2, 40),
+        (50_000, 1, None),
+        (50_000, 3, None),
+        (50_000, 2, 5),
+        (50_000, 4096, None),
+    )
 )
 
 
 @settings(max_examples=40, **_common)
 @given(listens=stream(), prefix=prefixes, sizes=batch_sizes)
 def test_bulk_equals_per_listen_sqlite(
-    sqlite_factory: SqliteFactory, listens: list[Listen], prefix: int, sizes: tuple[int, int]
+    sqlite_factory: SqliteFactory,
+    listens: list[Listen],
+    prefix: int,
+    sizes: tuple[int, int, int | None],
 ) -> None:
     check(sqlite_factory, listens, prefix, sizes)
 
@@ -267,6 +281,9 @@ def test_bulk_equals_per_listen_sqlite(
 @settings(max_examples=15, **_common)
 @given(listens=stream(), prefix=prefixes, sizes=batch_sizes)
 def test_bulk_equals_per_listen_postgresql(
-    pg_factory: PostgresFactory, listens: list[Listen], prefix: int, sizes: tuple[int, int]
+    pg_factory: PostgresFactory,
+    listens: list[Listen],
+    prefix: int,
+    sizes: tuple[int, int, int | None],
 ) -> None:
     check(pg_factory, listens, prefix, sizes)

@@ -69,6 +69,14 @@ class BulkWriter(ABC):
     def end(self) -> None:  # noqa: B027 - optional hook
         """Undo per-run connection settings (called whether the run failed or not)."""
 
+    def catalog_rows(self, limit: int) -> int | None:
+        """The catalog's tracks, counted up to ``limit``, where slice queries scan tables.
+
+        None where they go through indexes only (their cost does not grow with the
+        catalog): the bulk path then resolves chunk by chunk whatever the catalog's size.
+        """
+        return None
+
     @abstractmethod
     def allocate_ids(self, table: str, count: int) -> list[int]:
         """``count`` fresh ids for ``table``, ascending, as Koito's own inserts would get them."""
@@ -233,6 +241,15 @@ class PostgresBulkWriter(BulkWriter):
 
     def list_source(self, alias: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
         return f"unnest(?::{_PG_ARRAY[kind]}) AS {alias}(value)", list(values)
+
+    def catalog_rows(self, limit: int) -> int | None:
+        # Koito's PostgreSQL schema indexes aliases only with trigram GIN indexes, so
+        # the slice queries by name and title scan the alias tables: their cost grows
+        # with the catalog, not with the batch.
+        (n,) = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM tracks LIMIT %s) t", (limit,)
+        ).fetchone()
+        return int(n)
 
     def begin(self) -> None:
         # Dropped at commit (or with a rolled-back transaction): nothing lingers.
