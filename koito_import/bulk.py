@@ -101,12 +101,12 @@ class _Batch:
 
     __slots__ = (
         "already",
+        "asked",
         "catalog",
         "clients",
         "duplicates",
         "durations",
         "first",
-        "fresh",
         "gids",
         "key_ids",
         "keys",
@@ -132,15 +132,16 @@ class _Batch:
         self.times = array("q")
         self.durations = array("q")
         self.clients: list[str] = []
-        #: Key id -> its first prepared listen in this batch (what gets matched).
-        self.first: dict[int, Listen] = {}
-        #: Key id -> lookup key.
-        self.keys: dict[int, str] = {}
+        #: By key id (key ids are given in order of first appearance in the batch): the
+        #: key's first prepared listen (what gets matched), and the lookup key itself.
+        self.first: list[Listen] = []
+        self.keys: list[str] = []
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
-        #: Key ids brought into the batch since the last resolve step, in order.
-        self.fresh: list[int] = []
+        #: Key ids below this were asked of the lookup table and the slice already; the
+        #: next resolve step asks about the rest.
+        self.asked = 0
         #: The first position not resolved yet.
         self.pending = 0
         #: Listens per resolve step (the batch is resolved whole when larger than it).
@@ -290,17 +291,13 @@ class BulkSubmitter:
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
-        fresh = batch.fresh
         for p, key in zip(prepared, keys, strict=True):
             gid = key_ids.get(key)
             if gid is None:
                 gid = key_ids[key] = len(key_ids)
-            f = first.get(gid)
-            if f is None:
-                first[gid] = p
-                batch_keys[gid] = key
-                fresh.append(gid)
-            elif p.entities is not None and p.entities != f.entities:
+                first.append(p)
+                batch_keys.append(key)
+            elif p.entities is not None and p.entities != first[gid].entities:
                 batch.variants[len(gids)] = p.entities
             gids.append(gid)
             times.append(p.time)
@@ -327,8 +324,8 @@ class BulkSubmitter:
         first = batch.first
 
         self.resolve_steps += 1
-        fresh = {batch.keys[g]: g for g in batch.fresh}
-        batch.fresh = []
+        fresh = {batch.keys[g]: g for g in range(batch.asked, len(batch.keys))}
+        batch.asked = len(batch.keys)
         start, batch.pending = batch.pending, len(gids)
         if fresh:
             # Keys the lookup cache already resolved (one set query).
