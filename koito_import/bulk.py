@@ -36,9 +36,15 @@ and writes with a few bulk statements. How it stays exact:
    second, whatever its client). Exact duplicates are not dropped before matching,
    because after an MBID replacement even an exact duplicate is matched again in the
    live path and its match has side effects.
-7. **Write**: new rows with ids allocated in creation order (SQLite: max(id) + 1 under
-   the held write lock; PostgreSQL: nextval on the identity sequences), MBID/duration
-   updates, album links, lookup rows and listens (``stores.bulkwrite``).
+7. **Write behind**: after each step's queries, what the *previous* step created or
+   changed is handed to a writer thread (``writebehind``), which writes it while this
+   step is matched: new rows with real ids allocated in creation order (SQLite: max(id)
+   + 1 under the held write lock; PostgreSQL: nextval on the identity sequences),
+   MBID/duration updates (also of rows an earlier step wrote), album links, listens and
+   lookup rows (``stores.bulkwrite``). Every statement of the main thread waits for the
+   writes queued before it, so it sees them; the step's own queries run before its
+   predecessor's writes and do not need to (memory holds all of the batch's changes,
+   and ``MemoryCatalog`` skips rows of its own that come back from the database).
 
 The whole run is one transaction (the store's; nested inside a caller's if there is
 one): a file that fails midway leaves nothing behind. It begins with the first chunk
@@ -49,12 +55,14 @@ rest of the file is read (README: stop Koito while importing into its SQLite fil
 from __future__ import annotations
 
 import gc
+import sys
 import time as clock
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -67,6 +75,7 @@ from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
+from koito_import.writebehind import WriteBehind
 
 #: Listens normalized per call (and resolved per step while that is cheap; the
 #: progress granularity too).
@@ -75,6 +84,8 @@ CHUNK = 4096
 #: (Koito's schema has no b-tree on the alias columns) each round scans the alias
 #: tables, so it pays only while the catalog is small: below this many tracks.
 SMALL_CATALOG = 20_000
+#: The GIL switch interval while a run writes behind its matching (see ``run``).
+SWITCH_INTERVAL = 0.0002
 
 
 @dataclass
@@ -108,6 +119,7 @@ class _Batch:
         "durations",
         "first",
         "gids",
+        "inserted",
         "key_ids",
         "keys",
         "keys_by_track",
@@ -118,6 +130,7 @@ class _Batch:
         "out_tracks",
         "pending",
         "resolved_here",
+        "sent",
         "step",
         "times",
         "variants",
@@ -151,13 +164,16 @@ class _Batch:
         self.memo: dict[int, Resolved] = {}
         #: Track id -> key ids whose memo entry points at it (for forgetting).
         self.keys_by_track: dict[int, list[int]] = {}
-        #: Key ids matched in this batch: their lookup rows get written.
+        #: Key ids matched since the last write: their lookup rows get written next.
         self.resolved_here: set[int] = set()
         #: (track, second) -> key id that wrote it, and the listens to write.
         self.local: dict[tuple[int, int], int] = {}
         self.out_tracks: list[int] = []
         self.out_times = array("q")
         self.out_clients: list[str] = []
+        #: Listens (of out_*) handed to the writer so far, and how many it inserted.
+        self.sent = 0
+        self.inserted = 0
         self.duplicates = 0
         self.already = 0
 
@@ -206,6 +222,8 @@ class BulkSubmitter:
         self._written = _normalize.ListenMap()
         #: The batch being resolved (``_forget`` reaches its memo and catalog).
         self._batch: _Batch | None = None
+        #: The run's writer thread (see ``writebehind``).
+        self._behind = WriteBehind()
 
     # --- the run -----------------------------------------------------------------------
 
@@ -216,9 +234,15 @@ class BulkSubmitter:
         # of matching in measurements). Nothing here builds cycles worth collecting early.
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        # The writer thread needs the GIL back after each statement, and by default waits
+        # up to 5 ms for matching to hand it over: a run makes hundreds of statements
+        # (measured at 49k: 0.3 s of the main thread waiting for writes, 0.16 s at 0.2 ms).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
         try:
             return self._run(listens)
         finally:
+            sys.setswitchinterval(interval)
             if gc_was_enabled:
                 gc.enable()
 
@@ -232,6 +256,7 @@ class BulkSubmitter:
         salt = self.settings.salt
         chunk_size = min(self.chunk_size, self.batch_size)
         writer = bulk_writer(self.store)
+        self._behind = WriteBehind()
         with ExitStack() as stack:
             opened = False
             batch: _Batch | None = None
@@ -246,7 +271,9 @@ class BulkSubmitter:
                         opened = True
                         catalog_rows = writer.catalog_rows(SMALL_CATALOG)
                     batch = self._batch = _Batch()
-                    batch.catalog = MemoryCatalog(self.store, writer, forget=self._forget)
+                    batch.catalog = MemoryCatalog(
+                        self.store, writer, forget=self._forget, query=self._query
+                    )
                     batch.step = self._step(catalog_rows, result, chunk_size)
                 self._add(chunk, salt, batch, skipped)
                 full = (
@@ -278,11 +305,18 @@ class BulkSubmitter:
         return self.max_batch_listens
 
     def _open(self, stack: ExitStack, writer: BulkWriter) -> None:
-        # LIFO: the transaction ends (commit/rollback) before the writer's settings are
-        # restored, so SQLite commits with the large page cache still in place.
+        # LIFO: the writer thread stops before the transaction ends (commit/rollback),
+        # which ends before the writer's settings are restored, so SQLite commits with
+        # the large page cache still in place.
         stack.callback(writer.end)
         stack.enter_context(self.store.transaction())
         writer.begin()
+        stack.callback(self._behind.close)
+
+    def _query(self, sql: str, params: Any = ()) -> Any:
+        """Run a statement of the main thread, after the writes queued before it."""
+        self._behind.sync()
+        return self.store.execute(sql, params)
 
     def _add(self, chunk: list[Listen], salt: str, batch: _Batch, skipped: Counter[str]) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
@@ -315,7 +349,6 @@ class BulkSubmitter:
         except for lookup rows ``_forget`` deleted meanwhile, which the live path would
         not find either.
         """
-        store = self.store
         seps = self.settings.compiled
         memo, keys_by_track = batch.memo, batch.keys_by_track
         catalog = batch.catalog
@@ -330,7 +363,7 @@ class BulkSubmitter:
         if fresh:
             # Keys the lookup cache already resolved (one set query).
             cond, param = writer.in_values("lookup_key", list(fresh), "text")
-            for key, artist_id, album_id, track_id in store.execute(
+            for key, artist_id, album_id, track_id in self._query(
                 f"SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup WHERE {cond}",
                 [param],
             ).fetchall():
@@ -343,6 +376,9 @@ class BulkSubmitter:
                 if gid not in memo:
                     needs.add(first[gid], seps)
             catalog.ensure(needs)
+        # What the previous step created and changed is written while this one is matched
+        # (after this step's queries: they must not wait for it).
+        self._write_changes(batch, writer)
 
         # The stream, in file order.
         variants, keys = batch.variants, batch.keys
@@ -412,7 +448,10 @@ class BulkSubmitter:
         catalog = batch.catalog
         assert catalog is not None
         self.lazy_loads += catalog.lazy_loads
-        inserted = self._flush(catalog, batch, writer)
+        self._write_changes(batch, writer)
+        self._keep_listens(batch)
+        self._behind.sync()
+        inserted = batch.inserted
         result.duplicates += batch.duplicates
         result.inserted += inserted
         result.already_present += batch.already + len(batch.out_tracks) - inserted
@@ -426,17 +465,28 @@ class BulkSubmitter:
         batch = self._batch
         assert batch is not None
         tracks = set(new_tracks)
-        if artist_id < PROVISIONAL_BASE:
+        catalog = batch.catalog
+        assert catalog is not None
+        stored = catalog.real_artists
+        real = artist_id
+        if artist_id >= PROVISIONAL_BASE:
+            i = artist_id - PROVISIONAL_BASE
+            real = stored[i] if i < len(stored) else None
+        if real is not None:
+            # In the database: the artist, and the lookup rows written for its tracks
+            # (earlier runs and batches, and this batch's steps handed to the writer).
+            # Real ids of this batch's own tracks match no memo entry; ``new_tracks``
+            # names those by their provisional ids.
             tracks.update(
                 r[0]
-                for r in self.store.execute(
-                    "SELECT track_id FROM artist_tracks WHERE artist_id = ?", (artist_id,)
+                for r in self._query(
+                    "SELECT track_id FROM artist_tracks WHERE artist_id = ?", (real,)
                 ).fetchall()
             )
-            self.store.execute(
+            self._query(
                 "DELETE FROM track_lookup WHERE track_id IN "
                 "(SELECT track_id FROM artist_tracks WHERE artist_id = ?)",
-                (artist_id,),
+                (real,),
             )
         memo = batch.memo
         dropped: list[int] = []
@@ -447,23 +497,35 @@ class BulkSubmitter:
                     del memo[gid]
                     batch.resolved_here.discard(gid)
                     dropped.append(gid)
-        if dropped and batch.catalog is not None:
+        if dropped:
             # Keys answered by the lookup table were never part of the slice; load what
             # they can touch now, in one go, rather than lookup by lookup later.
             needs = Needs()
             for gid in dropped:
                 needs.add(batch.first[gid], self.settings.compiled)
-            batch.catalog.ensure(needs)
+            catalog.ensure(needs)
 
     # --- writing -------------------------------------------------------------------------
 
-    def _flush(self, cat: MemoryCatalog, batch: _Batch, writer: BulkWriter) -> int:
-        """Write what the batch created or changed; returns the listens inserted."""
-        memo, resolved_here, local = batch.memo, batch.resolved_here, batch.local
-        out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
-        artist_ids = writer.allocate_ids("artists", len(cat.new_artists))
-        album_ids = writer.allocate_ids("releases", len(cat.new_albums))
-        track_ids = writer.allocate_ids("tracks", len(cat.new_tracks))
+    def _write_changes(self, batch: _Batch, writer: BulkWriter) -> None:
+        """Hand what the batch created or changed since the last call to the writer thread.
+
+        The rows are built here, from the catalog as it is now (later matching changes
+        it); the thread only runs the statements.
+        """
+        cat = batch.catalog
+        assert cat is not None
+
+        def allocate(table: str, count: int) -> list[int]:
+            # PostgreSQL asks its sequences: the connection must be idle. After a step's
+            # queries it already is; a step with new entities and no query is rare.
+            if count:
+                self._behind.sync()
+            return writer.allocate_ids(table, count)
+
+        ch = cat.take_changes(allocate)
+        tracks_changed = ch.tracks_changed
+        artist_ids, album_ids, track_ids = cat.real_artists, cat.real_albums, cat.real_tracks
         base = PROVISIONAL_BASE
 
         def a_(i: int) -> int:
@@ -475,43 +537,52 @@ class BulkSubmitter:
         def t_(i: int) -> int:
             return track_ids[i - base] if i >= base else i
 
-        changed_artists = cat.changed_artists()
-        changed_albums = cat.changed_albums()
-        changed_tracks = cat.changed_tracks()
-        # MBIDs are UNIQUE and checked row by row: an MBID an existing artist gives up
-        # may be taken by another row of this batch, so free every replaced one first.
-        writer.set_column(
+        ops: list[Callable[[], object]] = []
+
+        def op(fn: Callable[..., object], *args: Any) -> None:
+            if args[-1]:
+                ops.append(partial(fn, *args))
+
+        # MBIDs are UNIQUE and checked row by row: an MBID a stored row gives up may be
+        # taken by another row of this step, so free every replaced one first.
+        op(
+            writer.set_column,
             "artists",
             "musicbrainz_id",
             "uuid",
-            [(i, None) for i, old, _ in changed_artists if old is not None],
+            [(a_(i), None) for i, old, _ in ch.artist_mbids if old is not None],
         )
-        writer.set_column(
+        op(
+            writer.set_column,
             "releases",
             "musicbrainz_id",
             "uuid",
-            [(i, None) for i, old, _ in changed_albums if old is not None],
+            [(r_(i), None) for i, old, _ in ch.album_mbids if old is not None],
         )
-        writer.set_column(
+        op(
+            writer.set_column,
             "tracks",
             "musicbrainz_id",
             "uuid",
-            [(i, None) for i, old, new, _ in changed_tracks if old is not None and old != new],
+            [(t_(i), None) for i, old, new, _ in tracks_changed if old is not None and old != new],
         )
 
         rows: list[tuple[Any, ...]] = []
         aliases: list[tuple[Any, ...]] = []
-        for prov, real in zip(cat.new_artists, artist_ids, strict=True):
+        for prov in ch.artists:
             artist = cat.artist_row(prov)
+            real = a_(prov)
             rows.append((real, artist.mbid, artist.image, artist.image_source))
             aliases += [(real, a, s, p) for a, s, p in artist.new_aliases]
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "artists",
             ("id", "musicbrainz_id", "image", "image_source"),
             ("int4", "uuid", "uuid", "text"),
             rows,
         )
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "artist_aliases",
             ("artist_id", "alias", "source", "is_primary"),
             ("int4", "text", "text", "bool"),
@@ -519,17 +590,20 @@ class BulkSubmitter:
         )
 
         rows, aliases = [], []
-        for prov, real in zip(cat.new_albums, album_ids, strict=True):
+        for prov in ch.albums:
             album = cat.album_row(prov)
+            real = r_(prov)
             rows.append((real, album.mbid, album.image, album.image_source, album.various))
             aliases += [(real, a, s, p) for a, s, p in album.new_aliases]
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "releases",
             ("id", "musicbrainz_id", "image", "image_source", "various_artists"),
             ("int4", "uuid", "uuid", "text", "bool"),
             rows,
         )
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "release_aliases",
             ("release_id", "alias", "source", "is_primary"),
             ("int4", "text", "text", "bool"),
@@ -537,77 +611,81 @@ class BulkSubmitter:
         )
         fresh_links: list[tuple[int, int, bool]] = []
         old_links: list[tuple[int, int, bool]] = []
-        for aid, rid, primary in cat.new_album_links:
+        for aid, rid, primary in ch.album_links:
             link = (a_(aid), r_(rid), primary)
             (fresh_links if aid >= base or rid >= base else old_links).append(link)
         link_cols = ("artist_id", "release_id", "is_primary")
         link_types = ("int4", "int4", "bool")
-        writer.insert_new("artist_releases", link_cols, link_types, fresh_links)
+        op(writer.insert_new, "artist_releases", link_cols, link_types, fresh_links)
         # Between two existing rows the link may have appeared since we loaded (a Koito
         # running beside us): keep "ON CONFLICT DO NOTHING" semantics there.
-        writer.insert_ignore("artist_releases", link_cols, link_types, old_links)
+        op(writer.insert_ignore, "artist_releases", link_cols, link_types, old_links)
 
         rows, aliases = [], []
         links: list[tuple[Any, ...]] = []
-        for prov, real in zip(cat.new_tracks, track_ids, strict=True):
+        for prov in ch.tracks:
             track = cat.track_row(prov)
+            real = t_(prov)
             rows.append((real, track.mbid, r_(track.album_id), track.duration))
             aliases += [(real, a, s, p) for a, s, p in track.new_aliases]
             links += [(a_(aid), real, p) for aid, p in track.new_links]
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "tracks",
             ("id", "musicbrainz_id", "release_id", "duration"),
             ("int4", "uuid", "int4", "int4"),
             rows,
         )
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "track_aliases",
             ("track_id", "alias", "source", "is_primary"),
             ("int4", "text", "text", "bool"),
             aliases,
         )
-        writer.insert_new(
+        op(
+            writer.insert_new,
             "artist_tracks",
             ("artist_id", "track_id", "is_primary"),
             ("int4", "int4", "bool"),
             links,
         )
 
-        writer.set_column(
+        op(
+            writer.set_column,
             "artists",
             "musicbrainz_id",
             "uuid",
-            [(i, new) for i, _, new in changed_artists if new is not None],
+            [(a_(i), new) for i, _, new in ch.artist_mbids if new is not None],
         )
-        writer.set_column(
+        op(
+            writer.set_column,
             "releases",
             "musicbrainz_id",
             "uuid",
-            [(i, new) for i, _, new in changed_albums if new is not None],
+            [(r_(i), new) for i, _, new in ch.album_mbids if new is not None],
         )
-        writer.set_column(
+        op(
+            writer.set_column,
             "tracks",
             "musicbrainz_id",
             "uuid",
-            [(i, new) for i, old, new, _ in changed_tracks if new is not None and old != new],
+            [(t_(i), new) for i, old, new, _ in tracks_changed if new is not None and old != new],
         )
-        writer.set_column(
+        op(
+            writer.set_column,
             "tracks",
             "duration",
             "int4",
-            [(i, d) for i, _, _, d in changed_tracks if d is not None],
+            [(t_(i), d) for i, _, _, d in tracks_changed if d is not None],
         )
 
-        keys = batch.keys
-        writer.upsert_lookups(
-            [
-                (keys[g], a_(r.artist_ids[0]), r_(r.album_id), t_(r.track_id))
-                for g in sorted(resolved_here)
-                if (r := memo.get(g)) is not None
-            ]
-        )
-
-        # '' on SQLite, NULL on PostgreSQL for an empty client, as the live path stores it.
+        # The listens matched since the last call. '' on SQLite, NULL on PostgreSQL for
+        # an empty client, as the live path stores it.
+        start, batch.sent = batch.sent, len(batch.out_tracks)
+        out_tracks = batch.out_tracks[start:]
+        out_times = batch.out_times[start:]
+        out_clients = batch.out_clients[start:]
         stored = {c: self.store.client_value(c) for c in set(out_clients)}
         old_rows, new_rows = [], []
         for tr, t, c in zip(out_tracks, out_times, out_clients, strict=True):
@@ -615,10 +693,39 @@ class BulkSubmitter:
                 old_rows.append((tr, t, stored[c]))
             else:
                 new_rows.append((track_ids[tr - base], t, stored[c]))
-        # Listens of tracks created here cannot exist yet: the plain load is safe there.
-        inserted = writer.insert_listens(new_rows, self.user_id, new_tracks=True)
-        inserted += writer.insert_listens(old_rows, self.user_id)
+        # In (track, time) order: the order of the listens table's key and of three of its
+        # four indexes (measured at 49k: 25% less time than file order).
+        old_rows.sort()
+        new_rows.sort()
+        user_id = self.user_id
+
+        # Lookup rows of the keys matched since the last call (a key ``_forget`` dropped
+        # meanwhile is out of the set; the rows of keys it dropped earlier are deleted).
+        lookups = []
+        keys, memo = batch.keys, batch.memo
+        for g in batch.resolved_here:
+            r = memo.get(g)
+            if r is not None:
+                lookups.append((keys[g], a_(r.artist_ids[0]), r_(r.album_id), t_(r.track_id)))
+        batch.resolved_here.clear()
+
+        def write() -> None:
+            for fn in ops:
+                fn()
+            # Listens of tracks created in this batch cannot exist yet, and no two share a
+            # track and second (``local``): the plain load is safe there.
+            inserted = writer.insert_listens(new_rows, user_id, new_tracks=True)
+            batch.inserted += inserted + writer.insert_listens(old_rows, user_id)
+            writer.upsert_lookups(lookups)
+
+        if ops or old_rows or new_rows or lookups:
+            self._behind.submit(write)
+
+    def _keep_listens(self, batch: _Batch) -> None:
+        """Remember the batch's listens (real track ids) for the later batches' checks."""
+        cat = batch.catalog
+        assert cat is not None
+        track_ids, base, keys = cat.real_tracks, PROVISIONAL_BASE, batch.keys
         written = self._written
-        for (tr, t), gid in local.items():
-            written.set(t_(tr), t, hash(keys[gid]))
-        return inserted
+        for (tr, t), gid in batch.local.items():
+            written.set(track_ids[tr - base] if tr >= base else tr, t, hash(keys[gid]))

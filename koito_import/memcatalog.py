@@ -24,10 +24,13 @@ to make them agree:
   new artists or albums therefore also loads their albums/tracks with covered titles.
 * New entities get *provisional* ids (``PROVISIONAL_BASE`` + n, per table, in creation
   order): larger than every database id, so "lowest id wins" ranks them as Koito would
-  rank the rows it inserts; the writer maps them to real ids in the same order.
+  rank the rows it inserts. ``take_changes`` gives them real ids, in the same order,
+  when they are handed to the writer.
 * Changes to rows loaded from the database (MBIDs, durations, album-artist links) are
   overlaid in memory and never overwritten by later loads: within a batch nothing but
-  this catalog writes the catalog tables.
+  this catalog writes the catalog tables. The writer may have stored some of the batch's
+  own rows by the time a later query runs (it writes while matching goes on); a loaded
+  row with one of those real ids is the batch's own, already in memory, and is skipped.
 """
 
 from __future__ import annotations
@@ -107,6 +110,31 @@ class Needs:
         self.track_titles.add(listen.title)
 
 
+@dataclass(slots=True)
+class Changes:
+    """What the catalog created or changed since the previous ``take_changes``.
+
+    Entity ids are provisional for rows created in this batch (``real_*`` of the
+    catalog maps them) and real for rows loaded from the database.
+    """
+
+    #: Provisional ids of new entities, in creation order.
+    artists: list[int]
+    albums: list[int]
+    tracks: list[int]
+    #: (artist id, album id, is_primary) links not in the database.
+    album_links: list[tuple[int, int, bool]]
+    #: (id, MBID the database holds, MBID now) of stored rows whose MBID changed.
+    artist_mbids: list[tuple[int, str | None, str | None]]
+    album_mbids: list[tuple[int, str | None, str | None]]
+    #: (id, MBID the database holds, MBID now, new duration or None) of stored tracks.
+    tracks_changed: list[tuple[int, str | None, str | None, int | None]]
+
+
+# The rows below keep ``db_mbid`` / ``db_duration``: the values the database holds once
+# the writes handed over so far have landed (None for a row not handed over yet).
+
+
 class _ArtistRow:
     __slots__ = ("aliases", "db_mbid", "image", "image_source", "mbid", "new_aliases", "primary")
 
@@ -176,8 +204,16 @@ ForgetHook = Callable[[int, list[int]], None]
 class MemoryCatalog:
     """A ``Catalog`` over an in-memory slice of the database plus the batch's own changes."""
 
-    def __init__(self, store: Store, writer: BulkWriter, forget: ForgetHook | None = None) -> None:
-        self._q = store.execute
+    def __init__(
+        self,
+        store: Store,
+        writer: BulkWriter,
+        forget: ForgetHook | None = None,
+        query: Callable[..., Any] | None = None,
+    ) -> None:
+        #: Runs one statement (default ``store.execute``; the bulk path's waits for
+        #: its queued writes first).
+        self._q = query or store.execute
         self._in = writer.in_values
         self._src = writer.list_source
         self._join = writer.ordered_join
@@ -202,6 +238,20 @@ class MemoryCatalog:
         #: (artist_id, release_id, is_primary) links not in the database, first one wins.
         self.new_album_links: list[tuple[int, int, bool]] = []
         self._new_tracks_of_artist: dict[int, list[int]] = {}
+        #: Real ids of the new entities handed to the writer, by provisional index.
+        self.real_artists: list[int] = []
+        self.real_albums: list[int] = []
+        self.real_tracks: list[int] = []
+        # The same as sets (a loaded row with one of these ids is already in memory).
+        self._own_artists: set[int] = set()
+        self._own_albums: set[int] = set()
+        self._own_tracks: set[int] = set()
+        # Rows whose MBID (or duration) changed since the previous take_changes, and
+        # how many links were taken.
+        self._dirty_artists: set[int] = set()
+        self._dirty_albums: set[int] = set()
+        self._dirty_tracks: set[int] = set()
+        self._links_taken = 0
         #: Number of changes made (the bulk submitter checks a failed resolve made none).
         self.changes = 0
         #: Queries run because a lookup fell outside the prefetched slice.
@@ -248,8 +298,9 @@ class MemoryCatalog:
             params,
         ).fetchall()
         loaded: dict[int, _ArtistRow] = {}
+        own = self._own_artists
         for aid, mbid, alias, primary in rows:
-            if aid in self._artists:
+            if aid in self._artists or aid in own:
                 continue  # memory wins: it may hold this batch's changes
             row = loaded.get(aid)
             if row is None:
@@ -307,7 +358,8 @@ class MemoryCatalog:
             ).fetchall():
                 if rid not in found:
                     by_title[rid] = (title, mbid)
-        candidates = [rid for rid in (*found, *by_title) if rid not in albums]
+        own = self._own_albums
+        candidates = [rid for rid in (*found, *by_title) if rid not in albums and rid not in own]
         if not candidates:
             return []
         links: dict[int, list[int]] = {}
@@ -375,8 +427,9 @@ class MemoryCatalog:
                 if row[1] in db_albums:
                     found[tid] = tuple(row)  # type: ignore[assignment]
         loaded: list[int] = []
+        own = self._own_tracks
         for tid, (title, rid, mbid, duration) in found.items():
-            if tid in tracks:
+            if tid in tracks or tid in own:
                 continue  # memory wins: it may hold this batch's changes
             tracks[tid] = _TrackRow(title, rid, stored_mbid(mbid), duration)
             loaded.append(tid)
@@ -446,6 +499,7 @@ class MemoryCatalog:
         row.mbid = mbid
         self._artist_by_mbid[mbid] = artist.id
         artist.mbid = mbid
+        self._dirty_artists.add(artist.id)
         self.changes += 1
 
     def forget_lookups_for_artist(self, artist_id: int) -> None:
@@ -512,6 +566,7 @@ class MemoryCatalog:
         row.mbid = mbid
         self._album_by_mbid[mbid] = album.id
         album.mbid = mbid
+        self._dirty_albums.add(album.id)
         self.changes += 1
 
     def link_album_artists(self, album_id: int, artist_ids: Sequence[int]) -> None:
@@ -580,11 +635,13 @@ class MemoryCatalog:
         row.mbid = mbid
         self._track_by_mbid[mbid] = track.id
         track.mbid = mbid
+        self._dirty_tracks.add(track.id)
         self.changes += 1
 
     def set_track_duration(self, track: Track, duration: int) -> None:
         self._tracks[track.id].duration = duration
         track.duration = duration
+        self._dirty_tracks.add(track.id)
         self.changes += 1
 
     # --- what to write -------------------------------------------------------------------
@@ -598,28 +655,55 @@ class MemoryCatalog:
     def track_row(self, track_id: int) -> _TrackRow:
         return self._tracks[track_id]
 
-    def changed_artists(self) -> list[tuple[int, str | None, str | None]]:
-        """(id, MBID in the database, MBID now) of loaded artists whose MBID changed."""
-        return [
-            (aid, row.db_mbid, row.mbid)
-            for aid, row in self._artists.items()
-            if aid < PROVISIONAL_BASE and row.mbid != row.db_mbid
-        ]
+    def take_changes(self, allocate: Callable[[str, int], list[int]]) -> Changes:
+        """What to write since the previous call; new entities get real ids from ``allocate``.
 
-    def changed_albums(self) -> list[tuple[int, str | None, str | None]]:
-        return [
-            (rid, row.db_mbid, row.mbid)
-            for rid, row in self._albums.items()
-            if rid < PROVISIONAL_BASE and row.mbid != row.db_mbid
-        ]
+        From here on the rows handed over count as stored: a later MBID or duration
+        change to them is reported as a change of a stored row (an UPDATE).
+        """
+        a0, r0, t0 = len(self.real_artists), len(self.real_albums), len(self.real_tracks)
+        artists, albums, tracks = self.new_artists[a0:], self.new_albums[r0:], self.new_tracks[t0:]
+        for table, new, real, own in (
+            ("artists", artists, self.real_artists, self._own_artists),
+            ("releases", albums, self.real_albums, self._own_albums),
+            ("tracks", tracks, self.real_tracks, self._own_tracks),
+        ):
+            ids = allocate(table, len(new))
+            real += ids
+            own.update(ids)
+        links = self.new_album_links[self._links_taken :]
+        self._links_taken = len(self.new_album_links)
 
-    def changed_tracks(self) -> list[tuple[int, str | None, str | None, int | None]]:
-        """(id, old MBID, new MBID, new duration or None) of loaded tracks that changed."""
-        out = []
-        for tid, row in self._tracks.items():
-            if tid >= PROVISIONAL_BASE:
+        # Rows created since the previous call are inserted with their values now.
+        a_new, r_new, t_new = PROVISIONAL_BASE + a0, PROVISIONAL_BASE + r0, PROVISIONAL_BASE + t0
+        artist_mbids = []
+        for aid in sorted(self._dirty_artists):
+            row = self._artists[aid]
+            if aid < a_new and row.mbid != row.db_mbid:
+                artist_mbids.append((aid, row.db_mbid, row.mbid))
+        album_mbids = []
+        for rid in sorted(self._dirty_albums):
+            row = self._albums[rid]
+            if rid < r_new and row.mbid != row.db_mbid:
+                album_mbids.append((rid, row.db_mbid, row.mbid))
+        tracks_changed = []
+        for tid in sorted(self._dirty_tracks):
+            trow = self._tracks[tid]
+            if tid >= t_new:
                 continue
-            duration = row.duration if row.duration != row.db_duration else None
-            if row.mbid != row.db_mbid or duration is not None:
-                out.append((tid, row.db_mbid, row.mbid, duration))
-        return out
+            duration = trow.duration if trow.duration != trow.db_duration else None
+            if trow.mbid != trow.db_mbid or duration is not None:
+                tracks_changed.append((tid, trow.db_mbid, trow.mbid, duration))
+        self._dirty_artists.clear()
+        self._dirty_albums.clear()
+        self._dirty_tracks.clear()
+        for aid in (*artists, *(a for a, _, _ in artist_mbids)):
+            arow = self._artists[aid]
+            arow.db_mbid = arow.mbid
+        for rid in (*albums, *(r for r, _, _ in album_mbids)):
+            rrow = self._albums[rid]
+            rrow.db_mbid = rrow.mbid
+        for tid in (*tracks, *(t for t, *_ in tracks_changed)):
+            trow = self._tracks[tid]
+            trow.db_mbid, trow.db_duration = trow.mbid, trow.duration
+        return Changes(artists, albums, tracks, links, artist_mbids, album_mbids, tracks_changed)

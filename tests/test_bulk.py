@@ -475,6 +475,41 @@ def test_failure_midway_leaves_the_database_unchanged(stores: tuple[Store, Store
     assert bulk(blk, [L("A", "T", 5)]).inserted == 1
 
 
+def _fail_listen_insert(store: Store, at: int) -> None:
+    """A real trigger that makes the database refuse the listen at unix second ``at``."""
+    if store.dialect == "sqlite":
+        store.execute(
+            f"CREATE TRIGGER test_refuse BEFORE INSERT ON listens WHEN NEW.listened_at = {at} "
+            "BEGIN SELECT RAISE(ABORT, 'writer refused'); END"
+        )
+        return
+    store.execute(
+        "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.listened_at = to_timestamp({at}) THEN RAISE EXCEPTION 'writer refused'; "
+        "END IF; RETURN NEW; END $$"
+    )
+    store.execute(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON listens "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+    )
+
+
+def test_a_failed_write_behind_matching_rolls_everything_back(
+    stores: tuple[Store, Store],
+) -> None:
+    _, blk = stores
+    per_listen(blk, [L("A", "T", 1)])
+    _fail_listen_insert(blk, 110)
+    before = table_rows(blk)
+    listens = [L(f"N{i % 9}", f"T{i % 4}", 100 + i) for i in range(60)]
+    # Chunks of 4: the listen at second 110 is written by the writer thread while later
+    # chunks are matched; its failure must reach the caller and undo the whole run.
+    with pytest.raises(Exception, match="writer refused"):
+        BulkSubmitter(blk, chunk_size=4).run(listens)
+    assert table_rows(blk) == before
+    assert bulk(blk, [L("A", "T", 5)]).inserted == 1
+
+
 def test_ids_match_the_per_listen_path_on_a_fresh_database(stores: tuple[Store, Store]) -> None:
     listens = [
         L(

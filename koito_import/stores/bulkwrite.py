@@ -118,6 +118,7 @@ class SqliteBulkWriter(BulkWriter):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self._saved_cache: int | None = None
+        self._next_id: dict[str, int] = {}
 
     ordered_join = "CROSS JOIN"
 
@@ -130,6 +131,7 @@ class SqliteBulkWriter(BulkWriter):
         return f"json_each(?) AS {alias}", orjson.dumps(list(values)).decode()
 
     def begin(self) -> None:
+        self._next_id = {}
         (current,) = self.conn.execute("PRAGMA cache_size").fetchone()
         wanted = -SQLITE_IMPORT_CACHE_KIB
         # Negative values are KiB, positive are pages; only ever make the cache larger.
@@ -145,11 +147,15 @@ class SqliteBulkWriter(BulkWriter):
     def allocate_ids(self, table: str, count: int) -> list[int]:
         # The store holds BEGIN IMMEDIATE, so nobody else can insert until we commit;
         # Koito's tables use plain INTEGER PRIMARY KEY (no AUTOINCREMENT), whose next
-        # rowid is max(rowid) + 1: exactly the ids the per-listen path would get.
+        # rowid is max(rowid) + 1: exactly the ids the per-listen path would get. The
+        # maximum is read once per run: rows of ids handed out may not be written yet.
         if count == 0:
             return []
-        (top,) = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
-        return list(range(top + 1, top + 1 + count))
+        top = self._next_id.get(table)
+        if top is None:
+            (top,) = self.conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()
+        self._next_id[table] = top + count
+        return list(range(top, top + count))
 
     #: Rows per JSON parameter (bounds the size of one statement's parameter).
     JSON_ROWS = 100_000
