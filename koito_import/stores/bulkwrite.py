@@ -38,10 +38,11 @@ _PG_ARRAY = {"int": "int[]", "text": "text[]", "uuid": "uuid[]"}
 _PG_SCALAR = {"int4": "int", "int8": "bigint", "text": "text", "uuid": "uuid", "bool": "bool"}
 
 #: The SQLite page cache the import connection gets while a bulk run writes (PERF-NOTES:
-#: the default cache halves SQLite's insert rate for large imports). 128 MB, not 256:
-#: at 1M listens (a 171 MB database) 256 MB was no faster and cost 20 MB more peak RSS.
-#: Negative = KiB.
-SQLITE_IMPORT_CACHE_KIB = 128 * 1024
+#: the default cache halves SQLite's insert rate for large imports). 96 MB: at 1M listens
+#: (a 171 MB database) 256 MB was no faster than 128 MB and cost 20 MB more peak RSS;
+#: since the writes run beside matching, 128 MB brought the peak to ~390 MB and 96 MB to
+#: ~345 MB in the same time within noise (64 MB: ~1 s slower). Negative = KiB.
+SQLITE_IMPORT_CACHE_KIB = 96 * 1024
 
 
 class BulkWriter(ABC):
