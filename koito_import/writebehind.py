@@ -66,6 +66,9 @@ class WriteBehind:
             except BaseException as exc:  # re-raised in the caller's thread by sync
                 self._error = exc
             finally:
+                # A job holds a step's rows (a whole batch's, when a batch is one step):
+                # drop it now, not when the next job arrives.
+                del job
                 with self._done:
                     self._pending -= 1
                     self._done.notify_all()

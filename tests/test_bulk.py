@@ -546,6 +546,30 @@ def test_inside_an_outer_transaction_and_progress(stores: tuple[Store, Store]) -
     assert seen == sorted(seen) and seen[-1] == 5_000 and len(seen) >= 3
 
 
+def test_connection_settings_come_back_after_a_run(stores: tuple[Store, Store]) -> None:
+    """A run changes its connection's settings (SQLite page cache, psycopg's prepared
+    statements) and puts them back, whether it succeeds or fails."""
+    _, blk = stores
+    conn: Any = getattr(blk, "conn")  # noqa: B009
+
+    def settings() -> Any:
+        if blk.dialect == "sqlite":
+            return conn.execute("PRAGMA cache_size").fetchone()[0]
+        return conn.prepare_threshold
+
+    before = settings()
+    bulk(blk, [L("A", "T", 1), L("B", "U", 2)], chunk_size=1)
+    assert settings() == before
+
+    def failing() -> Iterator[Listen]:
+        yield L("C", "V", 3)
+        raise OSError("gone")
+
+    with pytest.raises(OSError):
+        bulk(blk, failing())
+    assert settings() == before
+
+
 def test_user_id_is_written(stores: tuple[Store, Store]) -> None:
     _, blk = stores
     bulk(blk, [L("A", "T", 1)], user_id=1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import weakref
+from functools import partial
 
 import pytest
 
@@ -78,3 +80,21 @@ def test_no_thread_until_something_is_submitted() -> None:
     behind.sync()
     behind.close()
     assert "koito-import-idle-writer" not in before | {t.name for t in threading.enumerate()}
+
+
+def test_a_finished_job_is_let_go() -> None:
+    # A job holds a step's rows; keeping it until the next job arrives would keep a whole
+    # batch's rows alive through the next batch.
+    class Rows:
+        pass
+
+    rows = Rows()
+    alive = weakref.ref(rows)
+    behind = WriteBehind()
+    try:
+        behind.submit(partial(id, rows))
+        del rows
+        behind.sync()
+        assert alive() is None
+    finally:
+        behind.close()

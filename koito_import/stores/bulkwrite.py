@@ -242,6 +242,8 @@ class PostgresBulkWriter(BulkWriter):
         super().__init__(store)
         self._staged = False
         self._sequences: dict[str, str] = {}
+        #: The connection's prepare_threshold while a run holds it (see ``begin``).
+        self._saved_threshold: tuple[int | None] | None = None
 
     def in_values(self, column: str, values: Collection[Any], kind: str) -> tuple[str, Any]:
         return f"{column} = ANY(?::{_PG_ARRAY[kind]})", list(values)
@@ -259,12 +261,25 @@ class PostgresBulkWriter(BulkWriter):
         return int(n)
 
     def begin(self) -> None:
+        # No server-side prepared statements during a run. psycopg prepares a statement
+        # after 5 executions, and PostgreSQL may then settle on a generic plan; the slice
+        # queries take arrays of a few hundred to tens of thousands of values against
+        # tables that grow during the run, and a generic plan made at one size was ~4x
+        # slower at another (1M listens into PostgreSQL: 22 s of slice queries instead
+        # of 6). Planning each of them afresh costs well under a millisecond.
+        self._saved_threshold = (self.conn.prepare_threshold,)
+        self.conn.prepare_threshold = None
         # Dropped at commit (or with a rolled-back transaction): nothing lingers.
         self.conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGE} "
             "(track_id int4, t int8, client text) ON COMMIT DROP"
         )
         self._staged = True
+
+    def end(self) -> None:
+        if self._saved_threshold is not None:
+            (self.conn.prepare_threshold,) = self._saved_threshold
+            self._saved_threshold = None
 
     def allocate_ids(self, table: str, count: int) -> list[int]:
         # nextval() is what Koito's own inserts use, so reserving ids through it is safe
