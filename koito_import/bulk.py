@@ -448,8 +448,7 @@ class BulkSubmitter:
         catalog = batch.catalog
         assert catalog is not None
         self.lazy_loads += catalog.lazy_loads
-        self._write_changes(batch, writer)
-        self._keep_listens(batch)
+        self._write_changes(batch, writer, last=True)
         self._behind.sync()
         inserted = batch.inserted
         result.duplicates += batch.duplicates
@@ -507,8 +506,10 @@ class BulkSubmitter:
 
     # --- writing -------------------------------------------------------------------------
 
-    def _write_changes(self, batch: _Batch, writer: BulkWriter) -> None:
+    def _write_changes(self, batch: _Batch, writer: BulkWriter, *, last: bool = False) -> None:
         """Hand what the batch created or changed since the last call to the writer thread.
+
+        ``last``: the batch is complete; its listens are also added to the run's record.
 
         The rows are built here, from the catalog as it is now (later matching changes
         it); the thread only runs the statements.
@@ -720,12 +721,8 @@ class BulkSubmitter:
 
         if ops or old_rows or new_rows or lookups:
             self._behind.submit(write)
-
-    def _keep_listens(self, batch: _Batch) -> None:
-        """Remember the batch's listens (real track ids) for the later batches' checks."""
-        cat = batch.catalog
-        assert cat is not None
-        track_ids, base, keys = cat.real_tracks, PROVISIONAL_BASE, batch.keys
-        written = self._written
-        for (tr, t), gid in batch.local.items():
-            written.set(track_ids[tr - base] if tr >= base else tr, t, hash(keys[gid]))
+        if last:
+            # Remember the batch's listens (real track ids) for the later batches' checks.
+            written = self._written
+            for (tr, t), gid in batch.local.items():
+                written.set(t_(tr), t, hash(keys[gid]))
