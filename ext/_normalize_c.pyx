@@ -268,7 +268,7 @@ cdef inline uint32_t _ascii_lower(uint32_t c) noexcept nogil:
 # --- clean -----------------------------------------------------------------------------
 
 
-def _clean_generic(value):
+def _storable_generic(value):
     # The Python twin's code, for anything that is not an exact str (errors included).
     if not value.isascii():
         try:
@@ -277,7 +277,11 @@ def _clean_generic(value):
             value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if "\x00" in value:
         value = value.replace("\x00", "")
-    return value.strip(_GO_TRIM)
+    return value
+
+
+def _clean_generic(value):
+    return _storable_generic(value).strip(_GO_TRIM)
 
 
 cdef str _go_strip(str value):
@@ -299,8 +303,8 @@ cdef str _go_strip(str value):
     return PyUnicode_Substring(value, start, end)
 
 
-cdef str _clean_str(str value):
-    """clean() for an exact str."""
+cdef str _storable_str(str value):
+    """storable() for an exact str (the same object when nothing changes)."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value)
     cdef Py_ssize_t i
     cdef int kind
@@ -328,7 +332,12 @@ cdef str _clean_str(str value):
             has_nul = _NUL in value
     if has_nul:
         value = PyUnicode_Replace(value, _NUL, _EMPTY, -1)
-    return _go_strip(value)
+    return value
+
+
+cdef inline str _clean_str(str value):
+    """clean() for an exact str."""
+    return _go_strip(_storable_str(value))
 
 
 cdef inline object _clean(object value):
@@ -340,6 +349,13 @@ cdef inline object _clean(object value):
 def clean(value):
     """Trim like Go's TrimSpace and make the text storable in both databases."""
     return _clean(value)
+
+
+def storable(value):
+    """The text as both databases can store it: lone surrogates replaced, NULs removed."""
+    if type(value) is str:
+        return _storable_str(<str>value)
+    return _storable_generic(value)
 
 
 def compile_separators(patterns):
@@ -863,14 +879,28 @@ cdef inline object _checked(object value):
     return value
 
 
+cdef inline object _verbatim(object value):
+    """A title: storable, length-checked, never trimmed."""
+    if type(value) is str:
+        value = _storable_str(<str>value)
+        if PyUnicode_GET_LENGTH(value) > _MAX_FIELD_CHARS:
+            return _FIELD_TOO_LONG
+        return value
+    value = _storable_generic(value)
+    if len(value) > _MAX_FIELD_CHARS:
+        return _FIELD_TOO_LONG
+    return value
+
+
 cdef inline bint _truthy(object value) except -1:
     if type(value) is str:
         return PyUnicode_GET_LENGTH(value) != 0
     return bool(value)
 
 
-cdef object _checked_names(object raw):
-    """``tuple(n for n in (_checked(x) for x in raw) if n)``; raw itself when unchanged."""
+cdef object _checked_names(object raw, bint keep_blank=False):
+    """``tuple(n for n in (_checked(x) for x in raw) if n)`` (every n with
+    ``keep_blank``); raw itself when unchanged."""
     cdef Py_ssize_t i, n
     cdef list acc = None
     cdef object x, c
@@ -882,10 +912,10 @@ cdef object _checked_names(object raw):
             if _rejected(c):
                 return c
             if acc is None:
-                if c is x and _truthy(c):
+                if c is x and (keep_blank or _truthy(c)):
                     continue
                 acc = list((<tuple>raw)[:i])
-            if _truthy(c):
+            if keep_blank or _truthy(c):
                 acc.append(c)
         return raw if acc is None else tuple(acc)
     acc = []
@@ -893,7 +923,7 @@ cdef object _checked_names(object raw):
         c = _checked(x)
         if _rejected(c):
             return c
-        if _truthy(c):
+        if keep_blank or _truthy(c):
             acc.append(c)
     return tuple(acc)
 
@@ -931,16 +961,22 @@ cdef object _checked_mappings(object raw):
     return tuple(acc)
 
 
-cdef object _entity(object record):
+cdef enum:
+    _ARTIST = 0
+    _ALBUM = 1
+    _TRACK = 2
+
+
+cdef object _entity(object record, int kind):
     """The twin's _entity(); the record itself when nothing changes (it is immutable)."""
     cdef _Layout lay = _ENTITY
     cdef object raw_aliases, aliases, raw_name, name
     raw_aliases = lay.get(record, _E_ALIASES)
-    aliases = _checked_names(raw_aliases)
+    aliases = _checked_names(raw_aliases, kind == _ALBUM)
     if _rejected(aliases):
         return aliases
     raw_name = lay.get(record, _E_NAME)
-    name = _checked(raw_name)
+    name = _checked(raw_name) if kind == _ARTIST else _verbatim(raw_name)
     if _rejected(name):
         return name
     if (
@@ -964,7 +1000,7 @@ cdef object _prepare_entities(object entities):
         return _MISSING_ARTIST
     same = lay.fast and type(raw) is tuple and type(entities) is _KoitoEntitiesT
     for x in raw:
-        a = _entity(x)
+        a = _entity(x, _ARTIST)
         if _rejected(a):
             return a
         same = same and a is x
@@ -973,11 +1009,11 @@ cdef object _prepare_entities(object entities):
         if not _truthy(_ENTITY.get(a, _E_NAME)):
             return _MISSING_PRIMARY_ALIAS
     raw_album = lay.get(entities, _K_ALBUM)
-    album = _entity(raw_album)
+    album = _entity(raw_album, _ALBUM)
     if _rejected(album):
         return album
     raw_track = lay.get(entities, _K_TRACK)
-    track = _entity(raw_track)
+    track = _entity(raw_track, _TRACK)
     if _rejected(track):
         return track
     if not _truthy(_ENTITY.get(album, _E_NAME)) or not _truthy(_ENTITY.get(track, _E_NAME)):
@@ -1018,7 +1054,7 @@ cdef object _prepare(object listen):
     if _rejected(artist):
         return artist
     raw_title = lay.get(listen, _L_TITLE)
-    title = _checked(raw_title)
+    title = _verbatim(raw_title)
     if _rejected(title):
         return title
     if not _truthy(artist):
@@ -1042,7 +1078,7 @@ cdef object _prepare(object listen):
     raw_time = lay.get(listen, _L_TIME)
     time = _as_int(raw_time)
     raw_album = lay.get(listen, _L_ALBUM)
-    album = _checked(raw_album)
+    album = _verbatim(raw_album)
     if _rejected(album):
         return album
     artist_mbids = lay.get(listen, _L_ARTIST_MBIDS)
@@ -1075,10 +1111,12 @@ cdef object _prepare(object listen):
 
 
 def prepare(listen):
-    """Trim and validate one listen; raise InvalidListen(reason) when it cannot be imported.
+    """Validate one listen, trimming its artist names; raise InvalidListen(reason) when
+    it cannot be imported.
 
     Koito refuses a listen without artist or title; a name that is blank after trimming
-    is dropped from the name lists (Koito would fail the whole import on it).
+    is dropped from the name lists (Koito would fail the whole import on it). Titles
+    are kept as they are (only made storable).
     """
     result = _prepare(listen)
     if _rejected(result):
@@ -1461,6 +1499,7 @@ __all__ = [
     "normalize_batch",
     "parse_artists",
     "prepare",
+    "storable",
 ]
 
 

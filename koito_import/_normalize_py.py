@@ -4,9 +4,12 @@ This module and the compiled ``_normalize_c`` give identical results (a hypothes
 proves it); ``koito_import._normalize`` picks one. Everything here is format-independent
 and runs once per listen, so it is the import's hot path.
 
-What Koito does and we mirror: names are trimmed (Go's TrimSpace) and matched
-case-sensitively; "feat." parsing and the artist separators follow Koito's ParseArtists;
-"already in the list" checks use Go's ``strings.EqualFold``.
+What Koito does and we mirror: track and album titles are kept verbatim (Koito never
+trims them: " Live " and "Live" are two albums); everything is matched case-sensitively;
+"feat." parsing and the artist separators follow Koito's ParseArtists; "already in the
+list" checks use Go's ``strings.EqualFold``. Artist names are trimmed (Go's TrimSpace)
+before matching: Koito trims them when it saves an artist but looks them up untrimmed,
+so it would create a new artist on every padded listen; we do not reproduce that.
 
 What we add, because a database must never be corrupted by one bad item: NUL bytes
 (PostgreSQL text cannot hold them) are removed, lone UTF-16 surrogates become U+FFFD,
@@ -54,8 +57,8 @@ def compile_separators(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(p) for p in patterns)
 
 
-def clean(value: str) -> str:
-    """Trim like Go's TrimSpace and make the text storable in both databases."""
+def storable(value: str) -> str:
+    """The text as both databases can store it: lone surrogates replaced, NULs removed."""
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -63,7 +66,12 @@ def clean(value: str) -> str:
             value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if "\x00" in value:
         value = value.replace("\x00", "")
-    return value.strip(_GO_TRIM)
+    return value
+
+
+def clean(value: str) -> str:
+    """Trim like Go's TrimSpace and make the text storable in both databases."""
+    return storable(value).strip(_GO_TRIM)
 
 
 def _split_go(pattern: re.Pattern[str], text: str) -> list[str]:
@@ -142,19 +150,42 @@ def _checked(value: str) -> str:
     return value
 
 
-def _entity(record: EntityRecord) -> EntityRecord:
-    aliases = tuple(a for a in (_checked(x) for x in record.aliases) if a)
-    return EntityRecord(_checked(record.name), aliases, record.mbid, record.image_url)
+def _verbatim(value: str) -> str:
+    """A title: storable, length-checked, never trimmed."""
+    value = storable(value)
+    if len(value) > MAX_FIELD_CHARS:
+        raise InvalidListen("field_too_long")
+    return value
+
+
+#: How ``_entity`` treats a Koito-export record, by kind.
+ARTIST, ALBUM, TRACK = 0, 1, 2
+
+
+def _entity(record: EntityRecord, kind: int) -> EntityRecord:
+    """An artist's name is trimmed, an album's or track's title kept as it is.
+
+    Other aliases are trimmed (Koito trims them when saving). A blank one is dropped,
+    except for an album, where it stays as "": Koito saves an album's aliases in one
+    transaction that a blank alias fails, so such an album gets none of them (catalog
+    ``album_alias_rows``). For artists and tracks Koito would abort the whole import.
+    """
+    checked = (_checked(x) for x in record.aliases)
+    aliases = tuple(checked) if kind == ALBUM else tuple(a for a in checked if a)
+    name = _checked(record.name) if kind == ARTIST else _verbatim(record.name)
+    return EntityRecord(name, aliases, record.mbid, record.image_url)
 
 
 def prepare(listen: Listen) -> Listen:
-    """Trim and validate one listen; raise InvalidListen(reason) when it cannot be imported.
+    """Validate one listen, trimming its artist names; raise InvalidListen(reason) when
+    it cannot be imported.
 
     Koito refuses a listen without artist or title; a name that is blank after trimming
-    is dropped from the name lists (Koito would fail the whole import on it).
+    is dropped from the name lists (Koito would fail the whole import on it). Titles
+    are kept as they are (only made storable).
     """
     artist = _checked(listen.artist)
-    title = _checked(listen.title)
+    title = _verbatim(listen.title)
     if not artist:
         raise InvalidListen("missing_artist")
     if not title:
@@ -167,11 +198,11 @@ def prepare(listen: Listen) -> Listen:
     if entities is not None:
         if not entities.artists:
             raise InvalidListen("missing_artist")
-        artists = tuple(_entity(a) for a in entities.artists)
+        artists = tuple(_entity(a, ARTIST) for a in entities.artists)
         if not all(a.name for a in artists):
             raise InvalidListen("missing_primary_alias")
-        album = _entity(entities.album)
-        track = _entity(entities.track)
+        album = _entity(entities.album, ALBUM)
+        track = _entity(entities.track, TRACK)
         if not album.name or not track.name:
             raise InvalidListen("missing_primary_alias")
         entities = KoitoEntities(artists, album, track, entities.various_artists)
@@ -180,7 +211,7 @@ def prepare(listen: Listen) -> Listen:
         title=title,
         time=int(listen.time),
         artist_names=names,
-        album=_checked(listen.album),
+        album=_verbatim(listen.album),
         artist_mbids=listen.artist_mbids,
         mbid_mappings=mappings,
         release_mbid=listen.release_mbid,
@@ -303,4 +334,5 @@ __all__ = [
     "normalize_batch",
     "parse_artists",
     "prepare",
+    "storable",
 ]

@@ -69,7 +69,7 @@ from typing import Any
 from koito_import import _normalize
 from koito_import.catalog import Resolved
 from koito_import.errors import InvalidListen
-from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
+from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen, track_title
 from koito_import.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
@@ -122,14 +122,12 @@ class _Batch:
         "inserted",
         "key_ids",
         "keys",
-        "keys_by_track",
         "local",
         "memo",
         "out_clients",
         "out_times",
         "out_tracks",
         "pending",
-        "resolved_here",
         "sent",
         "step",
         "times",
@@ -152,20 +150,17 @@ class _Batch:
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
-        #: Key ids below this were asked of the lookup table and the slice already; the
-        #: next resolve step asks about the rest.
+        #: Key ids below this had their slice loaded already; the next resolve step
+        #: loads the rest.
         self.asked = 0
         #: The first position not resolved yet.
         self.pending = 0
         #: Listens per resolve step (the batch is resolved whole when larger than it).
         self.step = 0
         self.catalog: MemoryCatalog | None = None
-        #: Key id -> its resolution (from the lookup table or matched in this batch).
+        #: Key id -> its resolution, while nothing it read has changed (the catalog
+        #: reports what did: ``MemoryCatalog.watch``).
         self.memo: dict[int, Resolved] = {}
-        #: Track id -> key ids whose memo entry points at it (for forgetting).
-        self.keys_by_track: dict[int, list[int]] = {}
-        #: Key ids matched since the last write: their lookup rows get written next.
-        self.resolved_here: set[int] = set()
         #: (track, second) -> key id that wrote it, and the listens to write.
         self.local: dict[tuple[int, int], int] = {}
         self.out_tracks: list[int] = []
@@ -220,10 +215,14 @@ class BulkSubmitter:
         #: (track, second) of every listen this run wrote -> hash of the key that wrote
         #: it (to tell an exact duplicate from another key's listen across batches).
         self._written = _normalize.ListenMap()
-        #: The batch being resolved (``_forget`` reaches its memo and catalog).
-        self._batch: _Batch | None = None
         #: The run's writer thread (see ``writebehind``).
         self._behind = WriteBehind()
+        #: (first, last) second of the user's listens before the run, None when none.
+        self._span: tuple[int, int] | None = None
+        #: Listens the database held before the run (``_already_heard``), not matched.
+        self._heard = 0
+        #: (track, second) of listens from before the run that kept listens may land on.
+        self._pre_run: set[tuple[int, int]] = set()
 
     # --- the run -----------------------------------------------------------------------
 
@@ -251,6 +250,9 @@ class BulkSubmitter:
         result = BulkResult()
         skipped: Counter[str] = Counter()
         self._written = _normalize.ListenMap()
+        self._span = None
+        self._heard = 0
+        self._pre_run = set()
         self.lazy_loads = 0
         self.resolve_steps = 0
         salt = self.settings.salt
@@ -270,12 +272,11 @@ class BulkSubmitter:
                         self._open(stack, writer)
                         opened = True
                         catalog_rows = writer.catalog_rows(SMALL_CATALOG)
-                    batch = self._batch = _Batch()
-                    batch.catalog = MemoryCatalog(
-                        self.store, writer, forget=self._forget, query=self._query
-                    )
+                        self._span = self.store.listen_span(self.user_id)
+                    batch = _Batch()
+                    batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
                     batch.step = self._step(catalog_rows, result, chunk_size)
-                self._add(chunk, salt, batch, skipped)
+                self._add(chunk, salt, batch, writer, skipped)
                 full = (
                     len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens
                 )
@@ -290,6 +291,7 @@ class BulkSubmitter:
                 self._resolve(batch, writer, skipped)
                 self._finish(batch, writer, result)
         self._written = _normalize.ListenMap()
+        result.already_present += self._heard
         result.skipped = dict(skipped)
         result.seconds = clock.perf_counter() - started
         if self.progress is not None:
@@ -318,10 +320,19 @@ class BulkSubmitter:
         self._behind.sync()
         return self.store.execute(sql, params)
 
-    def _add(self, chunk: list[Listen], salt: str, batch: _Batch, skipped: Counter[str]) -> None:
+    def _add(
+        self,
+        chunk: list[Listen],
+        salt: str,
+        batch: _Batch,
+        writer: BulkWriter,
+        skipped: Counter[str],
+    ) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
         for _, reason in rejected:
             skipped[reason] += 1
+        if self._span is not None:
+            prepared, keys = self._already_heard(prepared, keys, writer)
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
@@ -338,43 +349,71 @@ class BulkSubmitter:
             durations.append(p.duration)
             clients.append(p.client)
 
+    def _already_heard(
+        self, prepared: list[Listen], keys: list[str], writer: BulkWriter
+    ) -> tuple[list[Listen], list[str]]:
+        """Drop the listens the database held before this run (``listen.already_heard``).
+
+        Only listens inside the span of the user's earlier listens are asked about, in
+        one set query per chunk; the run's own listens (``_written``) do not count.
+        """
+        assert self._span is not None
+        lo, hi = self._span
+        times = {p.time for p in prepared if lo <= p.time <= hi}
+        if not times:
+            return prepared, keys
+        self._behind.sync()
+        # The database holds the listens from before the run and the run's own inserts
+        # (all handed over, after the sync); ``_written`` names the latter.
+        written = self._written
+        heard: dict[int, list[tuple[int, str]]] = {}
+        for t, track_id, alias in writer.listens_at(times, self.user_id):
+            if written.get(track_id, t) is None:
+                heard.setdefault(t, []).append((track_id, alias))
+        if not heard:
+            return prepared, keys
+        kept_p: list[Listen] = []
+        kept_k: list[str] = []
+        for p, key in zip(prepared, keys, strict=True):
+            there = heard.get(p.time)
+            if there is not None:
+                title = track_title(p)
+                if any(a == title for _, a in there):
+                    self._heard += 1
+                    continue
+                # Kept: should it land on one of these listens, the insert is ignored and
+                # the listen stays one from before the run (see ``_write_changes``).
+                self._pre_run.update((tr, p.time) for tr, _ in there)
+            kept_p.append(p)
+            kept_k.append(key)
+        return kept_p, kept_k
+
     # --- one batch ---------------------------------------------------------------------
 
     def _resolve(self, batch: _Batch, writer: BulkWriter, skipped: Counter[str]) -> None:
         """Resolve the pending positions, in file order (one step: a chunk, or the batch).
 
-        The lookup table and the catalog slice are asked only about the keys this step
-        brings into the batch. Between steps only this run writes those tables, so a
-        key asked about later gets the answer it would have got at the batch's start,
-        except for lookup rows ``_forget`` deleted meanwhile, which the live path would
-        not find either.
+        The catalog slice is loaded only for the keys this step brings into the batch.
+        Between steps only this run writes the catalog tables, so a key loaded later
+        sees what it would have seen at the batch's start plus the batch's own changes,
+        which memory holds.
         """
         seps = self.settings.compiled
-        memo, keys_by_track = batch.memo, batch.keys_by_track
+        memo = batch.memo
         catalog = batch.catalog
         assert catalog is not None
         gids = batch.gids
         first = batch.first
 
         self.resolve_steps += 1
-        fresh = {batch.keys[g]: g for g in range(batch.asked, len(batch.keys))}
+        fresh = range(batch.asked, len(batch.keys))
         batch.asked = len(batch.keys)
         start, batch.pending = batch.pending, len(gids)
         if fresh:
-            # Keys the lookup cache already resolved (one set query).
-            cond, param = writer.in_values("lookup_key", list(fresh), "text")
-            for key, artist_id, album_id, track_id in self._query(
-                f"SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup WHERE {cond}",
-                [param],
-            ).fetchall():
-                gid = fresh[key]
-                memo[gid] = Resolved((artist_id,), album_id, track_id)
-                keys_by_track.setdefault(track_id, []).append(gid)
-            # The slice the other keys can touch.
+            # The slice the new keys can touch.
             needs = Needs()
-            for gid in fresh.values():
-                if gid not in memo:
-                    needs.add(first[gid], seps)
+            for gid in fresh:
+                needs.add(first[gid], seps)
             catalog.ensure(needs)
         # What the previous step created and changed is written while this one is matched
         # (after this step's queries: they must not wait for it).
@@ -382,7 +421,6 @@ class BulkSubmitter:
 
         # The stream, in file order.
         variants, keys = batch.variants, batch.keys
-        resolved_here = batch.resolved_here
         written = self._written
         local = batch.local
         out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
@@ -402,6 +440,7 @@ class BulkSubmitter:
                         entities=entities if entities is not None else listen.entities,
                     )
                 before = catalog.changes
+                catalog.start_reads()
                 try:
                     r = resolve(catalog, listen, seps)
                 except InvalidListen as exc:
@@ -413,9 +452,13 @@ class BulkSubmitter:
                         ) from exc
                     skipped[exc.reason] += 1
                     continue
-                memo[gid] = r
-                keys_by_track.setdefault(r.track_id, []).append(gid)
-                resolved_here.add(gid)
+                # A change this resolution made may alter what earlier ones read: those
+                # are matched again at their next listen, as Koito would match them.
+                for stale in catalog.take_stale():
+                    memo.pop(stale, None)
+                if not catalog.volatile:
+                    memo[gid] = r
+                    catalog.watch(gid)
             track_id = r.track_id
             t = times[pos]
             slot = (track_id, t)
@@ -448,7 +491,7 @@ class BulkSubmitter:
         catalog = batch.catalog
         assert catalog is not None
         self.lazy_loads += catalog.lazy_loads
-        self._write_changes(batch, writer, last=True)
+        self._write_changes(batch, writer)
         self._behind.sync()
         inserted = batch.inserted
         result.duplicates += batch.duplicates
@@ -457,59 +500,11 @@ class BulkSubmitter:
         result.new_artists += len(catalog.new_artists)
         result.new_albums += len(catalog.new_albums)
         result.new_tracks += len(catalog.new_tracks)
-        self._batch = None
-
-    def _forget(self, artist_id: int, new_tracks: list[int]) -> None:
-        """The live path's forget_lookups_for_artist, for the database and the memo."""
-        batch = self._batch
-        assert batch is not None
-        tracks = set(new_tracks)
-        catalog = batch.catalog
-        assert catalog is not None
-        stored = catalog.real_artists
-        real = artist_id
-        if artist_id >= PROVISIONAL_BASE:
-            i = artist_id - PROVISIONAL_BASE
-            real = stored[i] if i < len(stored) else None
-        if real is not None:
-            # In the database: the artist, and the lookup rows written for its tracks
-            # (earlier runs and batches, and this batch's steps handed to the writer).
-            # Real ids of this batch's own tracks match no memo entry; ``new_tracks``
-            # names those by their provisional ids.
-            tracks.update(
-                r[0]
-                for r in self._query(
-                    "SELECT track_id FROM artist_tracks WHERE artist_id = ?", (real,)
-                ).fetchall()
-            )
-            self._query(
-                "DELETE FROM track_lookup WHERE track_id IN "
-                "(SELECT track_id FROM artist_tracks WHERE artist_id = ?)",
-                (real,),
-            )
-        memo = batch.memo
-        dropped: list[int] = []
-        for track_id in tracks:
-            for gid in batch.keys_by_track.pop(track_id, ()):
-                r = memo.get(gid)
-                if r is not None and r.track_id == track_id:
-                    del memo[gid]
-                    batch.resolved_here.discard(gid)
-                    dropped.append(gid)
-        if dropped:
-            # Keys answered by the lookup table were never part of the slice; load what
-            # they can touch now, in one go, rather than lookup by lookup later.
-            needs = Needs()
-            for gid in dropped:
-                needs.add(batch.first[gid], self.settings.compiled)
-            catalog.ensure(needs)
 
     # --- writing -------------------------------------------------------------------------
 
-    def _write_changes(self, batch: _Batch, writer: BulkWriter, *, last: bool = False) -> None:
+    def _write_changes(self, batch: _Batch, writer: BulkWriter) -> None:
         """Hand what the batch created or changed since the last call to the writer thread.
-
-        ``last``: the batch is complete; its listens are also added to the run's record.
 
         The rows are built here, from the catalog as it is now (later matching changes
         it); the thread only runs the statements.
@@ -700,16 +695,6 @@ class BulkSubmitter:
         new_rows.sort()
         user_id = self.user_id
 
-        # Lookup rows of the keys matched since the last call (a key ``_forget`` dropped
-        # meanwhile is out of the set; the rows of keys it dropped earlier are deleted).
-        lookups = []
-        keys, memo = batch.keys, batch.memo
-        for g in batch.resolved_here:
-            r = memo.get(g)
-            if r is not None:
-                lookups.append((keys[g], a_(r.artist_ids[0]), r_(r.album_id), t_(r.track_id)))
-        batch.resolved_here.clear()
-
         def write() -> None:
             for fn in ops:
                 fn()
@@ -717,12 +702,15 @@ class BulkSubmitter:
             # track and second (``local``): the plain load is safe there.
             inserted = writer.insert_listens(new_rows, user_id, new_tracks=True)
             batch.inserted += inserted + writer.insert_listens(old_rows, user_id)
-            writer.upsert_lookups(lookups)
 
-        if ops or old_rows or new_rows or lookups:
+        if ops or old_rows or new_rows:
             self._behind.submit(write)
-        if last:
-            # Remember the batch's listens (real track ids) for the later batches' checks.
-            written = self._written
-            for (tr, t), gid in batch.local.items():
-                written.set(t_(tr), t, hash(keys[gid]))
+        # Remember the run's own inserts (real track ids): later batches tell an exact
+        # duplicate from another key's listen by them, and the "heard before this run"
+        # check leaves them out. A listen from before the run that a kept listen lands
+        # on (``_pre_run``) is not inserted, so it is not the run's.
+        written, local, keys, pre_run = self._written, batch.local, batch.keys, self._pre_run
+        for tr, t in zip(out_tracks, out_times, strict=True):
+            real = t_(tr)
+            if not pre_run or (real, t) not in pre_run:
+                written.set(real, t, hash(keys[local[(tr, t)]]))

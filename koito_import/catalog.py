@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from koito_import import _normalize
+
 #: Alias sources Koito writes: the primary alias of an entity made from a scrobble, the
 #: other aliases of an imported artist or album, those of an imported track.
 CANONICAL = "Canonical"
@@ -72,10 +74,6 @@ class Catalog(Protocol):
         ...
 
     def set_artist_mbid(self, artist: Artist, mbid: str) -> None: ...
-
-    def forget_lookups_for_artist(self, artist_id: int) -> None:
-        """Drop cached resolutions that involve this artist (its MBID was replaced)."""
-        ...
 
     def album_by_mbid(self, mbid: str) -> Album | None: ...
 
@@ -145,8 +143,42 @@ def image_columns(url: str) -> tuple[str | None, str | None]:
 
 
 def alias_rows(primary: str, others: Sequence[str], source: str) -> list[tuple[str, str, bool]]:
-    """(alias, source, is_primary) rows of a new entity: the primary as "Canonical", each
+    """(alias, source, is_primary) rows of a new artist: the primary as "Canonical", each
     other alias once with ``source``; Koito's insert-or-ignore drops a repeat of the primary."""
     rows = [(primary, CANONICAL, True)]
     rows += [(a, source, False) for a in unique(others) if a != primary]
+    return rows
+
+
+def album_alias_rows(
+    title: str, others: Sequence[str], dialect: str
+) -> list[tuple[str, str, bool]]:
+    """Alias rows of a new album, as Koito's SaveAlbum writes them.
+
+    The title is the primary alias as it is (never trimmed). Then Koito saves the other
+    aliases: the title and the given ones, each trimmed, as "MusicBrainz" — on
+    PostgreSQL always, on SQLite only when the album comes with aliases (a Koito
+    export). That happens in one transaction, so a single blank alias (``""`` in
+    ``others``, kept there by prepare) leaves the album with its primary alias alone.
+    """
+    rows = [(title, CANONICAL, True)]
+    if not others and dialect != "postgresql":
+        return rows
+    extras = [_normalize.clean(title), *others]
+    if not all(extras):
+        return rows
+    rows += [(a, MUSICBRAINZ, False) for a in unique(extras) if a != title]
+    return rows
+
+
+def track_alias_rows(title: str, others: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """Alias rows of a new track: the title verbatim as primary; for a Koito export (the
+    only source of ``others``) also the trimmed title and the other aliases, as "Import".
+
+    A blank alias would make Koito abort the whole import; it is left out instead.
+    """
+    rows = [(title, CANONICAL, True)]
+    if others:
+        extras = [_normalize.clean(title), *others]
+        rows += [(a, IMPORT, False) for a in unique(extras) if a and a != title]
     return rows

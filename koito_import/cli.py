@@ -45,8 +45,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-cache_app = typer.Typer(help="Manage koito-import's lookup cache (table track_lookup).")
-app.add_typer(cache_app, name="cache")
 
 #: Set per invocation: by --debug, or KOITO_IMPORT_DEBUG for errors found before parsing.
 _state = {"debug": False}
@@ -132,7 +130,7 @@ def submit(
     db: DbOption = None,
     artist_separator: SeparatorOption = None,
 ) -> None:
-    """Submit one listen through the live path (lookup cache, then Koito's matching)."""
+    """Submit one listen through the live path: Koito's matching, as a scrobble."""
     from koito_import.records import mbid, parse_go_uuid
     from koito_import.stores import open_store
     from koito_import.submit import submit_listen
@@ -160,8 +158,7 @@ def submit(
         except KoitoImportError as exc:
             raise UsageError(f"listen not imported: {exc}") from exc
     state = "new listen" if result.inserted else "already present"
-    via = "lookup cache" if result.cache_hit else "full match"
-    typer.echo(f"{store.display_name}: track {result.resolved.track_id} ({state}, {via})")
+    typer.echo(f"{store.display_name}: track {result.resolved.track_id} ({state})")
 
 
 FilesArgument = Annotated[
@@ -330,16 +327,6 @@ def list_plugins(
     for p in rows:
         table.add_row(p.name, p.package, p.version, ", ".join(p.formats), ", ".join(p.patterns))
     Console(highlight=False).print(table)
-
-
-@cache_app.command("clear")
-def cache_clear(db: DbOption = None) -> None:
-    """Empty the lookup cache; the next listens are matched in full again."""
-    from koito_import.stores import open_store
-
-    with open_store(db) as store:
-        removed = store.lookup_clear()
-    typer.echo(f"{store.display_name}: removed {removed} lookup rows")
 
 
 def _report(exc: BaseException, message: str) -> None:

@@ -75,3 +75,14 @@ class Listen:
     client: str = ""
     #: Set only by the Koito-export importer: the entities to match directly.
     entities: KoitoEntities | None = None
+
+
+def track_title(listen: Listen) -> str:
+    """The title of the track a prepared listen lands on: what "heard before" compares.
+
+    A listen is *already heard* when the user has a listen at the same second on a track
+    with an alias equal to this title (any alias: a rename in Koito keeps the old one).
+    Such a listen is neither matched nor written, so importing a file twice, or a file
+    whose listens Koito received live meanwhile, adds nothing (docs/decisions.md).
+    """
+    return listen.title if listen.entities is None else listen.entities.track.name

@@ -42,14 +42,15 @@ from typing import Any
 
 from koito_import import _normalize
 from koito_import.catalog import (
-    IMPORT,
     MUSICBRAINZ,
     Album,
     Artist,
     Track,
+    album_alias_rows,
     alias_rows,
     image_columns,
     stored_mbid,
+    track_alias_rows,
     unique,
 )
 from koito_import.listen import Listen
@@ -197,10 +198,6 @@ class _TrackRow:
         self.new_links: list[tuple[int, bool]] = []
 
 
-#: Forget hook: (artist id, provisional tracks linked to it) -> None.
-ForgetHook = Callable[[int, list[int]], None]
-
-
 class MemoryCatalog:
     """A ``Catalog`` over an in-memory slice of the database plus the batch's own changes."""
 
@@ -208,7 +205,6 @@ class MemoryCatalog:
         self,
         store: Store,
         writer: BulkWriter,
-        forget: ForgetHook | None = None,
         query: Callable[..., Any] | None = None,
     ) -> None:
         #: Runs one statement (default ``store.execute``; the bulk path's waits for
@@ -217,7 +213,7 @@ class MemoryCatalog:
         self._in = writer.in_values
         self._src = writer.list_source
         self._join = writer.ordered_join
-        self._forget_hook = forget
+        self._dialect = store.dialect
         self._artists: dict[int, _ArtistRow] = {}
         self._albums: dict[int, _AlbumRow] = {}
         self._tracks: dict[int, _TrackRow] = {}
@@ -237,7 +233,6 @@ class MemoryCatalog:
         self.new_tracks: list[int] = []
         #: (artist_id, release_id, is_primary) links not in the database, first one wins.
         self.new_album_links: list[tuple[int, int, bool]] = []
-        self._new_tracks_of_artist: dict[int, list[int]] = {}
         #: Real ids of the new entities handed to the writer, by provisional index.
         self.real_artists: list[int] = []
         self.real_albums: list[int] = []
@@ -256,6 +251,12 @@ class MemoryCatalog:
         self.changes = 0
         #: Queries run because a lookup fell outside the prefetched slice.
         self.lazy_loads = 0
+        # What resolutions read (see "Watching resolutions" below).
+        self._reads: list[object] = []
+        self._watchers: dict[object, list[int]] = {}
+        self._stale: list[int] = []
+        #: True when the resolution since ``start_reads`` must not be reused (see there).
+        self.volatile = False
 
     # --- loading the slice ---------------------------------------------------------------
 
@@ -460,15 +461,25 @@ class MemoryCatalog:
             return None
         row = self._artists[artist_id]
         if row.primary is None:
-            return None  # Koito's queries only see artists that have a primary alias
+            # Koito's queries only see artists that have a primary alias. The resolver
+            # then creates an artist, which this lookup will not find next time either:
+            # every listen of this key creates one, so its resolution is not reusable.
+            self.volatile = True
+            return None
+        # The artist's MBID is part of what the resolver reads (it compares it).
+        self._reads.append(artist_id)
         return Artist(artist_id, row.primary, row.mbid, list(row.aliases))
 
     def artist_by_mbid(self, mbid: str) -> Artist | None:
         if mbid not in self._cov.artist_mbids:
             self._cover(artist_mbids=mbid)
+        self._reads.append(("am", mbid))
         return self._artist(self._artist_by_mbid.get(mbid))
 
     def artist_by_name(self, name: str) -> Artist | None:
+        # No token for the name itself: aliases appear during a run only with a new
+        # artist (the highest id), so an answer changes only from None, and a resolution
+        # that got None created the artist itself.
         if name not in self._cov.names:
             self._cover(names=name)
         return self._artist(self._artist_by_alias.get(name))
@@ -489,22 +500,23 @@ class MemoryCatalog:
             by_alias.setdefault(alias, aid)  # any existing entry has a lower id
         if mbid:
             self._artist_by_mbid[mbid] = aid
+            self._touch(("am", mbid))
         self.changes += 1
         return Artist(aid, name, mbid or None, list(all_aliases))
 
     def set_artist_mbid(self, artist: Artist, mbid: str) -> None:
         row = self._artists[artist.id]
-        if row.mbid is not None and self._artist_by_mbid.get(row.mbid) == artist.id:
-            del self._artist_by_mbid[row.mbid]
+        if row.mbid is not None:
+            if self._artist_by_mbid.get(row.mbid) == artist.id:
+                del self._artist_by_mbid[row.mbid]
+            self._touch(("am", row.mbid))
+        self._touch(("am", mbid))
+        self._touch(artist.id)
         row.mbid = mbid
         self._artist_by_mbid[mbid] = artist.id
         artist.mbid = mbid
         self._dirty_artists.add(artist.id)
         self.changes += 1
-
-    def forget_lookups_for_artist(self, artist_id: int) -> None:
-        if self._forget_hook is not None:
-            self._forget_hook(artist_id, list(self._new_tracks_of_artist.get(artist_id, ())))
 
     # --- albums --------------------------------------------------------------------------
 
@@ -517,12 +529,15 @@ class MemoryCatalog:
     def album_by_mbid(self, mbid: str) -> Album | None:
         if mbid not in self._cov.release_mbids:
             self._cover(release_mbids=mbid)
+        self._reads.append(("rm", mbid))
         return self._album(self._album_by_mbid.get(mbid))
 
     def album_by_title(self, title: str, artist_id: int) -> Album | None:
         if title not in self._cov.album_titles:
             self._cover(album_titles=title)
-        return self._album(self._album_by_title.get((title, artist_id)))
+        key = (title, artist_id)
+        self._reads.append(key)
+        return self._album(self._album_by_title.get(key))
 
     def create_album(
         self,
@@ -539,10 +554,11 @@ class MemoryCatalog:
         row.db_mbid = None
         row.various = bool(various_artists)
         row.image, row.image_source = image_columns(image_url)
-        row.new_aliases = alias_rows(title, aliases, MUSICBRAINZ)
+        row.new_aliases = album_alias_rows(title, aliases, self._dialect)
         self._albums[rid] = row
         if mbid:
             self._album_by_mbid[mbid] = rid
+            self._touch(("rm", mbid))
         self.changes += 1
         for i, aid in enumerate(artist_ids):
             self._link(rid, row, aid, i == 0)
@@ -556,13 +572,19 @@ class MemoryCatalog:
         self.new_album_links.append((artist_id, rid, primary))
         key = (album.title, artist_id)
         if self._album_by_title.get(key, rid + 1) > rid:
+            # The lowest-id album of this title linked to this artist changed: what
+            # album_by_title answered for it before is out of date.
             self._album_by_title[key] = rid
+            self._touch(key)
         self.changes += 1
 
     def set_album_mbid(self, album: Album, mbid: str) -> None:
         row = self._albums[album.id]
-        if row.mbid is not None and self._album_by_mbid.get(row.mbid) == album.id:
-            del self._album_by_mbid[row.mbid]
+        if row.mbid is not None:
+            if self._album_by_mbid.get(row.mbid) == album.id:
+                del self._album_by_mbid[row.mbid]
+            self._touch(("rm", row.mbid))
+        self._touch(("rm", mbid))
         row.mbid = mbid
         self._album_by_mbid[mbid] = album.id
         album.mbid = mbid
@@ -585,14 +607,20 @@ class MemoryCatalog:
     def track_by_mbid(self, mbid: str) -> Track | None:
         if mbid not in self._cov.recording_mbids:
             self._cover(recording_mbids=mbid)
+        self._reads.append(("tm", mbid))
         return self._track(self._track_by_mbid.get(mbid))
 
     def track_by_info(self, title: str, album_id: int, artist_ids: Sequence[int]) -> Track | None:
         if title not in self._cov.track_titles:
             self._cover(track_titles=title)
+        # No token: tracks gain artist links only when created (the highest id), so a
+        # found track stays the answer and a None was followed by this resolution's
+        # own new track.
         wanted = set(artist_ids)
         if len(wanted) != len(artist_ids):
-            # count(DISTINCT artist_id) can never reach len(ids) with a repeated id.
+            # count(DISTINCT artist_id) can never reach len(ids) with a repeated id, so
+            # every listen of this key creates a new track: nothing to reuse.
+            self.volatile = True
             return None
         for tid in self._tracks_by_title.get((title, album_id), ()):
             if wanted <= self._tracks[tid].artists:
@@ -612,10 +640,11 @@ class MemoryCatalog:
         self.new_tracks.append(tid)
         row = _TrackRow(title, album_id, mbid or None, duration)
         row.db_mbid = None
-        row.new_aliases = alias_rows(title, aliases, IMPORT)
+        row.new_aliases = track_alias_rows(title, aliases)
         self._tracks[tid] = row
         if mbid:
             self._track_by_mbid[mbid] = tid
+            self._touch(("tm", mbid))
         self._tracks_by_title.setdefault((title, album_id), []).append(tid)  # largest id
         # INSERT INTO artist_tracks ... ON CONFLICT DO NOTHING: a repeated id keeps its
         # first row (and is_primary only for the very first one).
@@ -623,15 +652,17 @@ class MemoryCatalog:
             if aid not in row.artists:
                 row.artists.add(aid)
                 row.new_links.append((aid, i == 0))
-                self._new_tracks_of_artist.setdefault(aid, []).append(tid)
         self.changes += 1
         self.link_album_artists(album_id, artist_ids)
         return Track(tid, title, album_id, mbid or None, duration)
 
     def set_track_mbid(self, track: Track, mbid: str) -> None:
         row = self._tracks[track.id]
-        if row.mbid is not None and self._track_by_mbid.get(row.mbid) == track.id:
-            del self._track_by_mbid[row.mbid]
+        if row.mbid is not None:
+            if self._track_by_mbid.get(row.mbid) == track.id:
+                del self._track_by_mbid[row.mbid]
+            self._touch(("tm", row.mbid))
+        self._touch(("tm", mbid))
         row.mbid = mbid
         self._track_by_mbid[mbid] = track.id
         track.mbid = mbid
@@ -643,6 +674,43 @@ class MemoryCatalog:
         track.duration = duration
         self._dirty_tracks.add(track.id)
         self.changes += 1
+
+    # --- watching resolutions (the bulk path's memo) -----------------------------------
+
+    def start_reads(self) -> None:
+        """Begin recording what the next resolution reads."""
+        self._reads = []
+        self.volatile = False
+
+    def watch(self, watcher: int) -> None:
+        """Report ``watcher`` through ``take_stale`` once anything read since
+        ``start_reads`` changes.
+
+        A resolution's result can change only through what it read: the artists it got
+        (their MBIDs), the MBIDs it looked up, and the (album title, artist) pairs it
+        looked up; every mutation below that changes one of those answers touches it.
+        Name lookups and track lookups need no token (see there). Changes made by the
+        watched resolution itself come before the watch, and they only turn its own
+        "not found" into what it created, which re-resolving would find.
+        """
+        watchers = self._watchers
+        for token in self._reads:
+            bucket = watchers.get(token)
+            if bucket is None:
+                watchers[token] = [watcher]
+            else:
+                bucket.append(watcher)
+        self._reads = []
+
+    def take_stale(self) -> list[int]:
+        """Watchers whose reads changed since the previous call (may repeat, may be old)."""
+        stale, self._stale = self._stale, []
+        return stale
+
+    def _touch(self, token: object) -> None:
+        bucket = self._watchers.pop(token, None)
+        if bucket is not None:
+            self._stale += bucket
 
     # --- what to write -------------------------------------------------------------------
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from koito_import import plugins
-from koito_import.errors import InputError, InvalidListen
+from koito_import.errors import InputError
 from koito_import.listen import Listen
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store
-from koito_import.submit import submit_listen
+from koito_import.submit import replay
 
 Mode = Literal["bulk", "per-listen"]
 
@@ -143,18 +143,10 @@ def _write_per_listen(
 ) -> None:
     # The live path does not say what it created; count the tables around the file.
     before = store.counts()
-    for n, listen in enumerate(listens, 1):
-        try:
-            result = submit_listen(store, listen, options.settings)
-        except InvalidListen as exc:
-            report.skipped[exc.reason] += 1
-        else:
-            if result.inserted:
-                report.inserted += 1
-            else:
-                report.already_present += 1
-        if n % 1000 == 0:
-            progress(report.read)
+    result = replay(store, listens, options.settings, progress=lambda _n: progress(report.read))
+    report.skipped.update(result.skipped)
+    report.inserted += result.inserted
+    report.already_present += result.already_present
     after = store.counts()
     report.new_artists = after.artists - before.artists
     report.new_albums = after.albums - before.albums

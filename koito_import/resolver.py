@@ -73,9 +73,6 @@ def _match_by_mappings(catalog: Catalog, listen: Listen) -> list[Artist]:
             artist = catalog.artist_by_name(name)
             if artist is not None:
                 if mbid and artist.mbid != mbid:
-                    if artist.mbid:
-                        # A cached resolution may rely on the MBID being replaced here.
-                        catalog.forget_lookups_for_artist(artist.id)
                     catalog.set_artist_mbid(artist, mbid)
             else:
                 artist = catalog.create_artist(name, mbid)

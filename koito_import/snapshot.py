@@ -106,7 +106,6 @@ def table_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         "track_aliases": "SELECT track_id, alias, source, is_primary FROM track_aliases",
         "artist_tracks": "SELECT artist_id, track_id, is_primary FROM artist_tracks",
         "listens": f"SELECT track_id, {store.listen_epoch_sql}, client, user_id FROM listens",
-        "track_lookup": "SELECT lookup_key, artist_id, album_id, track_id FROM track_lookup",
     }
 
     def norm(v: Any) -> Any:

@@ -1,18 +1,22 @@
 """The live path: one listen in, one listen written, as Koito's SubmitListen would.
 
-A lookup-cache hit costs exactly one SELECT and one INSERT. A miss runs the full match
-inside one transaction, writes the listen and remembers the resolution, so the next
-identical listen is a hit. Looping this over a file is the per-listen reference path
-the bulk path is checked against.
+Every listen is matched from scratch against the database, in one transaction, exactly
+as Koito matches a scrobble: no cache stands between the listen and the catalog, so
+nothing another writer did since (Koito's own scrobbles, enrichment, edits in its UI)
+can be missed. Looping this over a file is the per-listen reference path the bulk path
+is checked against.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from koito_import import _normalize
 from koito_import.catalog import Resolved
-from koito_import.listen import DEFAULT_USER_ID, Listen
+from koito_import.errors import InvalidListen
+from koito_import.listen import DEFAULT_USER_ID, Listen, track_title
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store
@@ -22,8 +26,6 @@ from koito_import.stores import Store
 class SubmitResult:
     #: False when the same listen (track and second) was already there.
     inserted: bool
-    #: True when the lookup cache answered without matching.
-    cache_hit: bool
     resolved: Resolved
 
 
@@ -37,13 +39,61 @@ def submit_listen(
     """Write one listen; raises ``InvalidListen`` when it cannot be imported."""
     settings = settings or MatchSettings()
     prepared = _normalize.prepare(listen)
-    key = _normalize.lookup_key(prepared, settings.salt)
-    cached = store.lookup_get(key)
-    if cached is not None:
-        inserted = store.insert_listen(cached.track_id, prepared.time, prepared.client, user_id)
-        return SubmitResult(inserted, True, cached)
     with store.transaction():
         resolved = resolve(store.catalog(), prepared, settings.compiled)
         inserted = store.insert_listen(resolved.track_id, prepared.time, prepared.client, user_id)
-        store.lookup_put(key, resolved)
-    return SubmitResult(inserted, False, resolved)
+    return SubmitResult(inserted, resolved)
+
+
+@dataclass
+class ReplayResult:
+    """What ``replay`` did. read == sum(skipped) + inserted + already_present."""
+
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    inserted: int = 0
+    #: Listens heard before the run (``listen.track_title``) and listens whose track
+    #: and second the database already held.
+    already_present: int = 0
+
+
+def replay(
+    store: Store,
+    listens: Iterable[Listen],
+    settings: MatchSettings | None = None,
+    *,
+    user_id: int = DEFAULT_USER_ID,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Import listens one by one, each matched from scratch: the per-listen reference path.
+
+    A listen heard before this run (same second, a track with an alias equal to its
+    title) is counted as already present and not matched, exactly as the bulk path does;
+    the run's own inserts never count as heard before.
+    """
+    out = ReplayResult()
+    span = store.listen_span(user_id)
+    mine: set[tuple[int, int]] = set()
+    for listen in listens:
+        out.read += 1
+        try:
+            prepared = _normalize.prepare(listen)
+            t = prepared.time
+            if span is not None and span[0] <= t <= span[1]:
+                heard = store.tracks_heard_at(t, track_title(prepared), user_id)
+                if any((track, t) not in mine for track in heard):
+                    out.already_present += 1
+                    continue
+            result = submit_listen(store, prepared, settings, user_id=user_id)
+        except InvalidListen as exc:
+            out.skipped[exc.reason] += 1
+            continue
+        if result.inserted:
+            # The run's own listen: it never makes a later one "heard before".
+            mine.add((result.resolved.track_id, t))
+            out.inserted += 1
+        else:
+            out.already_present += 1
+        if progress is not None and out.read % 1000 == 0:
+            progress(out.read)
+    return out

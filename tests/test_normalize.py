@@ -215,7 +215,8 @@ def test_clean_replaces_lone_surrogates(impl: ModuleType, raw: str, expected: st
 # --- prepare -------------------------------------------------------------------------------
 
 
-def test_prepare_trims_every_name_and_keeps_the_rest(impl: ModuleType) -> None:
+def test_prepare_trims_artist_names_and_keeps_titles_verbatim(impl: ModuleType) -> None:
+    """Koito trims artist names only: " Live " and "Live" are two albums there."""
     listen = Listen(
         artist=" Magnify Tokyo • Kanade Ishihara ",
         title="伊吹\u3000",
@@ -231,10 +232,10 @@ def test_prepare_trims_every_name_and_keeps_the_rest(impl: ModuleType) -> None:
     )
     assert impl.prepare(listen) == Listen(
         artist="Magnify Tokyo • Kanade Ishihara",
-        title="伊吹",
+        title="伊吹\u3000",
         time=1746434410,
         artist_names=("Magnify Tokyo", "Kanade Ishihara"),
-        album="Magnify Tokyo",
+        album="\tMagnify Tokyo\n",
         artist_mbids=("", "x"),
         mbid_mappings=(("A", "m1"),),
         release_mbid="r",
@@ -242,6 +243,26 @@ def test_prepare_trims_every_name_and_keeps_the_rest(impl: ModuleType) -> None:
         duration=200,
         client="maloja",
     )
+
+
+def test_prepare_keeps_blank_and_padded_titles(impl: ModuleType) -> None:
+    out = impl.prepare(Listen("A", "\u3000", 0, album=" "))
+    assert (out.title, out.album) == ("\u3000", " ")
+    out = impl.prepare(Listen("A", " T\x00 ", 0))
+    assert out.title == " T "  # storable (no NUL), still untrimmed
+
+
+def test_prepare_koito_entities_trim_artists_only(impl: ModuleType) -> None:
+    ent = KoitoEntities(
+        (EntityRecord(" A ", (" A ", " Alias ", " ")),),
+        EntityRecord(" Live ", (" Live ", "", " Other ")),
+        EntityRecord(" T ", (" T ", " ", "Alt ")),
+    )
+    out = impl.prepare(Listen("A", " T ", 0, entities=ent)).entities
+    assert out.artists[0] == EntityRecord("A", ("A", "Alias"))
+    # An album keeps a blank alias as "": Koito then saves none of its other aliases.
+    assert out.album == EntityRecord(" Live ", ("Live", "", "Other"))
+    assert out.track == EntityRecord(" T ", ("T", "Alt"))
 
 
 def test_prepare_whole_seconds_and_no_negative_duration(impl: ModuleType) -> None:
@@ -280,7 +301,6 @@ def test_prepare_accepts_lists(impl: ModuleType) -> None:
         (Listen(" \t", "T", 0), "missing_artist"),
         (Listen("\x00", "T", 0), "missing_artist"),
         (Listen("A", "", 0), "missing_title"),
-        (Listen("A", "\u3000", 0), "missing_title"),
         (Listen("", "", 0), "missing_artist"),
         (Listen("a" * 601, "T", 0), "field_too_long"),
         (Listen("A", "t" * 601, 0), "field_too_long"),
@@ -751,7 +771,7 @@ def test_normalize_batch(impl: ModuleType) -> None:
     expected = [impl.prepare(listens[i]) for i in (0, 2, 4, 6)]
     assert prepared == expected
     assert keys == [impl.lookup_key(p, DEFAULT_SALT) for p in expected]
-    assert prepared[1] == Listen("A", "T", 2, artist_names=("A",))
+    assert prepared[1] == Listen("A", "T ", 2, artist_names=("A",))
     assert impl.normalize_batch([], "") == ([], [], [])
     assert impl.normalize_batch(iter(listens[:2]), "") == (
         [impl.prepare(MALOJA)],

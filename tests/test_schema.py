@@ -22,7 +22,7 @@ from koito_import import schema
 from koito_import.errors import SchemaError, UsageError
 
 DATA = Path(__file__).resolve().parent / "data"
-LOOKUP = schema.LOOKUP_TABLE
+LOOKUP = schema.LEGACY_LOOKUP_TABLE
 
 
 # --------------------------------------------------------------------------- dumps
@@ -194,40 +194,48 @@ def test_sqlite_default_user_and_api_key(sqlite_path: Path) -> None:
     conn.close()
 
 
-def test_sqlite_track_lookup(sqlite_path: Path) -> None:
+#: The lookup table koito-import 0.1 created, as it created it.
+LEGACY_SQLITE = """
+CREATE TABLE track_lookup (
+    lookup_key TEXT NOT NULL PRIMARY KEY,
+    artist_id  INTEGER NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
+    album_id   INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+    track_id   INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE INDEX idx_track_lookup_track_id ON track_lookup(track_id);
+"""
+
+
+def test_sqlite_created_has_no_table_of_ours(sqlite_path: Path) -> None:
     conn = _sqlite(sqlite_path)
     schema.prepare_sqlite(conn)
-    columns = [row[1:6] for row in conn.execute("PRAGMA table_info(track_lookup)")]
-    assert columns == [
-        ("lookup_key", "TEXT", 1, None, 1),
-        ("artist_id", "INTEGER", 1, None, 0),
-        ("album_id", "INTEGER", 1, None, 0),
-        ("track_id", "INTEGER", 1, None, 0),
-        ("created_at", "INTEGER", 1, "unixepoch()", 0),
-    ]
-    fks = {(r[2], r[3], r[4], r[6]) for r in conn.execute("PRAGMA foreign_key_list(track_lookup)")}
-    assert fks == {
-        ("artists", "artist_id", "id", "CASCADE"),
-        ("releases", "album_id", "id", "CASCADE"),
-        ("tracks", "track_id", "id", "CASCADE"),
+    tables = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if r[0] != "sqlite_sequence"
     }
-    indexes = {r[1] for r in conn.execute("PRAGMA index_list(track_lookup)")}
-    assert {
-        "idx_track_lookup_track_id",
-        "idx_track_lookup_artist_id",
-        "idx_track_lookup_album_id",
-    } <= indexes
-    # The default works on this SQLite, and the cascade reaches the cache.
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("INSERT INTO artists (id) VALUES (1)")
+    assert tables == set(schema._KOITO_TABLES) | {schema.GOOSE_TABLE}
+    conn.close()
+
+
+def test_sqlite_legacy_lookup_table_dropped(sqlite_path: Path) -> None:
+    """A database koito-import 0.1 wrote loses its track_lookup (a name Koito may take)."""
+    _sqlite_created(sqlite_path)
+    conn = _sqlite(sqlite_path)
+    conn.executescript(LEGACY_SQLITE)
+    conn.execute("INSERT INTO artists (id) VALUES (7)")
     conn.execute("INSERT INTO releases (id) VALUES (1)")
     conn.execute("INSERT INTO tracks (id, release_id) VALUES (1, 1)")
     conn.execute(
-        "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) VALUES ('k', 1, 1, 1)"
+        "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) VALUES ('k', 7, 1, 1)"
     )
-    assert conn.execute("SELECT created_at FROM track_lookup").fetchone()[0] > 1_700_000_000
-    conn.execute("DELETE FROM tracks")
-    assert conn.execute("SELECT count(*) FROM track_lookup").fetchone()[0] == 0
+    conn.commit()
+    assert schema.prepare_sqlite(conn) == "existing"
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "track_lookup" not in names and "idx_track_lookup_track_id" not in names
+    assert conn.execute("SELECT id FROM artists").fetchall() == [(7,)]
+    assert conn.execute("SELECT count(*) FROM tracks").fetchone()[0] == 1
     conn.close()
 
 
@@ -240,18 +248,6 @@ def test_sqlite_second_prepare_changes_nothing(sqlite_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM api_keys").fetchone()[0] == 1
     conn.close()
     assert sqlite_path.read_bytes() == before
-
-
-def test_sqlite_existing_gets_track_lookup(sqlite_path: Path) -> None:
-    _sqlite_created(sqlite_path)
-    conn = _sqlite(sqlite_path)
-    conn.execute("DROP TABLE track_lookup")
-    conn.execute("INSERT INTO artists (id) VALUES (7)")
-    assert schema.prepare_sqlite(conn) == "existing"
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"track_lookup", "idx_track_lookup_track_id"} <= names
-    assert conn.execute("SELECT id FROM artists").fetchall() == [(7,)]
-    conn.close()
 
 
 def _refused(path: Path, *fragments: str) -> None:
@@ -425,30 +421,14 @@ def test_postgres_created_schema_is_koitos(pg_url: str) -> None:
         assert (len(key), key_user, label) == (48, 1, "Default")
         assert created_at is not None
 
-        lookup = conn.execute(
-            "SELECT column_name, data_type, is_nullable, column_default "
-            "FROM information_schema.columns WHERE table_name = 'track_lookup' "
-            "ORDER BY ordinal_position"
-        ).fetchall()
-        assert lookup == [
-            ("lookup_key", "text", "NO", None),
-            ("artist_id", "integer", "NO", None),
-            ("album_id", "integer", "NO", None),
-            ("track_id", "integer", "NO", None),
-            ("created_at", "timestamp with time zone", "NO", "now()"),
-        ]
-        indexes = {
+        tables = {
             r[0]
             for r in conn.execute(
-                "SELECT indexname FROM pg_indexes WHERE tablename = 'track_lookup'"
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
             )
         }
-        assert indexes == {
-            "track_lookup_pkey",
-            "idx_track_lookup_track_id",
-            "idx_track_lookup_artist_id",
-            "idx_track_lookup_album_id",
-        }
+        assert tables == set(schema._KOITO_TABLES) | {schema.GOOSE_TABLE}
 
 
 def test_postgres_second_prepare_and_non_autocommit(pg_url: str) -> None:
@@ -499,8 +479,23 @@ def test_postgres_unknown_version_refused(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         schema.prepare_postgres(conn)
         conn.execute("INSERT INTO goose_db_version (version_id, is_applied) VALUES (9, true)")
-        conn.execute("DROP TABLE track_lookup")
         _pg_refused(conn, "version 9", "newer", "(5)")
+
+
+def test_postgres_legacy_lookup_table_dropped(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        schema.prepare_postgres(conn)
+        conn.execute(
+            "CREATE TABLE track_lookup (lookup_key TEXT NOT NULL PRIMARY KEY, "
+            "artist_id INT NOT NULL REFERENCES artists(id) ON DELETE CASCADE, "
+            "created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        conn.execute("CREATE INDEX idx_track_lookup_artist_id ON track_lookup(artist_id)")
+        assert schema.prepare_postgres(conn) == "existing"
+        assert conn.execute("SELECT to_regclass('track_lookup')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('idx_track_lookup_artist_id')").fetchone() == (
+            None,
+        )
 
 
 def test_postgres_default_user_from_environment(

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GOOSE_TABLE",
-    "LOOKUP_TABLE",
+    "LEGACY_LOOKUP_TABLE",
     "POSTGRES_SCHEMA_VERSION",
     "SQLITE_SCHEMA_VERSION",
     "koito_tables",
@@ -52,7 +52,8 @@ POSTGRES_SCHEMA_VERSION = 5
 #: goose's bookkeeping table; its rows say which migrations Koito has applied.
 GOOSE_TABLE = "goose_db_version"
 #: koito-import's own cache table, the one table we add next to Koito's.
-LOOKUP_TABLE = "track_lookup"
+#: The lookup-cache table koito-import 0.1 added (dropped on open; see the "legacy" section).
+LEGACY_LOOKUP_TABLE = "track_lookup"
 
 _KOITO_TABLES = (
     "artists",
@@ -110,7 +111,7 @@ def koito_views() -> tuple[str, ...]:
 
 @cache
 def _sections(dialect: str) -> dict[str, str]:
-    """The named sections of ``<dialect>.sql``: "goose", "1", "2", ..., "track_lookup".
+    """The named sections of ``<dialect>.sql``: "goose", "1", "2", ..., "legacy".
 
     Migrations are keyed by their number as text; they are applied in numeric order.
     """
@@ -188,7 +189,7 @@ def _judge(
     if not tables and not views and not others:
         return None
     if tables & (set(_KOITO_TABLES) | {GOOSE_TABLE}):
-        known_tables = set(_KOITO_TABLES) | {GOOSE_TABLE, LOOKUP_TABLE}
+        known_tables = set(_KOITO_TABLES) | {GOOSE_TABLE, LEGACY_LOOKUP_TABLE}
         foreign = sorted(tables - known_tables)
         foreign += sorted(f"{name} (view)" for name in views - set(_KOITO_VIEWS))
     else:
@@ -342,10 +343,10 @@ def prepare_sqlite(conn: sqlite3.Connection) -> Prepared:
     """Check (and, when empty, create) a Koito SQLite database; return what was found.
 
     "created": the database was empty and now holds Koito's schema at version
-    ``SQLITE_SCHEMA_VERSION``, goose's rows, Koito's default user with one API key, and
-    the ``track_lookup`` table. "existing": it already was a Koito database at that
-    version; only ``track_lookup`` is added if missing. Anything else raises
-    ``SchemaError`` and writes nothing.
+    ``SQLITE_SCHEMA_VERSION``, goose's rows and Koito's default user with one API key.
+    "existing": it already was a Koito database at that version; the lookup table of
+    koito-import 0.1 is dropped if there. Anything else raises ``SchemaError`` and
+    writes nothing.
 
     ``conn`` must have no transaction open; it is used with explicit ``BEGIN IMMEDIATE``
     (taking the write lock before looking, so two runs cannot both create) and works
@@ -362,7 +363,7 @@ def prepare_sqlite(conn: sqlite3.Connection) -> Prepared:
         state = _inspect_sqlite(conn, where)
         if state is None:
             _create_sqlite(conn)
-        for statement in _sqlite_statements(_sections("sqlite")["track_lookup"]):
+        for statement in _sqlite_statements(_sections("sqlite")["legacy"]):
             conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException as exc:
@@ -491,7 +492,7 @@ def prepare_postgres(conn: psycopg.Connection) -> Prepared:
             state = _inspect_postgres(conn, where)
             if state is None:
                 _create_postgres(conn)
-            conn.execute(_sections("postgres")["track_lookup"])
+            conn.execute(_sections("postgres")["legacy"])
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseError(f"{where}: {first}") from exc

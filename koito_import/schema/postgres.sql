@@ -331,23 +331,9 @@ WHERE NOT EXISTS (
       AND t.release_id = ar.release_id
 );
 
--- @section track_lookup
--- Not Koito's: koito-import's cache from a normalised (artists, album, track) key to
--- the ids it resolved to, so that a later import skips the catalogue search. Rows go
--- away with the entity they point to (ON DELETE CASCADE), so a merge or delete in
--- Koito can never leave a stale hit behind. Koito ignores tables it does not know.
-CREATE TABLE IF NOT EXISTS track_lookup (
-    lookup_key TEXT NOT NULL PRIMARY KEY,
-    artist_id  INT NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
-    album_id   INT NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
-    track_id   INT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
--- One index per foreign key: without them every delete of an artist, album or track
--- in Koito would scan the whole cache to cascade.
-CREATE INDEX IF NOT EXISTS idx_track_lookup_track_id ON track_lookup(track_id);
-
-CREATE INDEX IF NOT EXISTS idx_track_lookup_artist_id ON track_lookup(artist_id);
-
-CREATE INDEX IF NOT EXISTS idx_track_lookup_album_id ON track_lookup(album_id);
+-- @section legacy
+-- Not Koito's: koito-import 0.1 kept a lookup cache in a table named track_lookup. It is
+-- gone (a cache that Koito's own writes never update could serve stale answers), and the
+-- name is one Koito may want for itself; a Koito database at a version this tool knows
+-- that has the table got it from us, so it is dropped (its indexes go with it).
+DROP TABLE IF EXISTS track_lookup;

@@ -20,11 +20,12 @@ from koito_import.catalog import (
     MUSICBRAINZ,
     Album,
     Artist,
-    Resolved,
     Track,
+    album_alias_rows,
     alias_rows,
     image_columns,
     stored_mbid,
+    track_alias_rows,
     unique,
 )
 
@@ -68,6 +69,8 @@ class Store(ABC):
     listen_time_sql = "?"
     #: SQL reading ``listens.listened_at`` back as unix seconds.
     listen_epoch_sql = "listened_at"
+    #: The same for any expression of that column's type (``{}``: the expression).
+    epoch_sql = "{}"
 
     @staticmethod
     def client_value(client: str) -> str | None:
@@ -95,26 +98,23 @@ class Store(ABC):
         )
         return cur.rowcount == 1
 
-    def lookup_get(self, key: str) -> Resolved | None:
+    def listen_span(self, user_id: int) -> tuple[int, int] | None:
+        """(first, last) unix second of the user's listens; None when there are none."""
+        lo, hi = (self.epoch_sql.format(f"{f}(listened_at)") for f in ("min", "max"))
         row = self.execute(
-            "SELECT artist_id, album_id, track_id FROM track_lookup WHERE lookup_key = ?",
-            (key,),
+            f"SELECT {lo}, {hi} FROM listens WHERE user_id = ?", (user_id,)
         ).fetchone()
-        return None if row is None else Resolved((row[0],), row[1], row[2])
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
-    def lookup_put(self, key: str, resolved: Resolved) -> None:
-        self.execute(
-            "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (lookup_key) DO UPDATE SET "
-            "artist_id = excluded.artist_id, album_id = excluded.album_id, "
-            "track_id = excluded.track_id",
-            (key, resolved.artist_ids[0], resolved.album_id, resolved.track_id),
-        )
-
-    def lookup_clear(self) -> int:
-        """Empty the lookup cache; returns how many rows it held."""
-        with self.transaction():
-            return self.execute("DELETE FROM track_lookup").rowcount
+    def tracks_heard_at(self, time: int, title: str, user_id: int) -> list[int]:
+        """Tracks with a listen of the user at this second and an alias equal to ``title``."""
+        rows = self.execute(
+            "SELECT DISTINCT l.track_id FROM listens l "
+            "JOIN track_aliases ta ON ta.track_id = l.track_id "
+            f"WHERE l.user_id = ? AND l.listened_at = {self.listen_time_sql} AND ta.alias = ?",
+            (user_id, time, title),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def counts(self) -> CatalogCounts:
         one = lambda sql: self.execute(sql).fetchone()[0]  # noqa: E731
@@ -167,19 +167,14 @@ class SqlCatalog:
             "RETURNING id",
             (mbid or None, image, source),
         ).fetchone()
-        self._aliases("artist_aliases", "artist_id", artist_id, name, aliases, MUSICBRAINZ)
+        self._aliases(
+            "artist_aliases", "artist_id", artist_id, alias_rows(name, aliases, MUSICBRAINZ)
+        )
         return Artist(artist_id, name, mbid or None, unique([name, *aliases]))
 
     def set_artist_mbid(self, artist: Artist, mbid: str) -> None:
         self._q("UPDATE artists SET musicbrainz_id = ? WHERE id = ?", (mbid, artist.id))
         artist.mbid = mbid
-
-    def forget_lookups_for_artist(self, artist_id: int) -> None:
-        self._q(
-            "DELETE FROM track_lookup WHERE track_id IN "
-            "(SELECT track_id FROM artist_tracks WHERE artist_id = ?)",
-            (artist_id,),
-        )
 
     # albums
 
@@ -219,7 +214,8 @@ class SqlCatalog:
             "ON CONFLICT DO NOTHING",
             [(a, album_id, i == 0) for i, a in enumerate(artist_ids)],
         )
-        self._aliases("release_aliases", "release_id", album_id, title, aliases, MUSICBRAINZ)
+        rows = album_alias_rows(title, aliases, self._store.dialect)
+        self._aliases("release_aliases", "release_id", album_id, rows)
         return Album(album_id, title, mbid or None)
 
     def set_album_mbid(self, album: Album, mbid: str) -> None:
@@ -282,7 +278,7 @@ class SqlCatalog:
             [(a, track_id, i == 0) for i, a in enumerate(artist_ids)],
         )
         self.link_album_artists(album_id, artist_ids)
-        self._aliases("track_aliases", "track_id", track_id, title, aliases, IMPORT)
+        self._aliases("track_aliases", "track_id", track_id, track_alias_rows(title, aliases))
         return Track(track_id, title, album_id, mbid or None, duration)
 
     def set_track_mbid(self, track: Track, mbid: str) -> None:
@@ -300,11 +296,9 @@ class SqlCatalog:
         table: str,
         id_column: str,
         entity_id: int,
-        primary: str,
-        others: Sequence[str],
-        source: str,
+        aliases: list[tuple[str, str, bool]],
     ) -> None:
-        rows = [(entity_id, *row) for row in alias_rows(primary, others, source)]
+        rows = [(entity_id, *row) for row in aliases]
         self._store.executemany(
             f"INSERT INTO {table} ({id_column}, alias, source, is_primary) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",

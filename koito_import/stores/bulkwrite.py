@@ -99,8 +99,9 @@ class BulkWriter(ABC):
         """``UPDATE table SET column = value WHERE id = ...`` per (id, value); value may be None."""
 
     @abstractmethod
-    def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
-        """Write (lookup_key, artist_id, album_id, track_id) rows, replacing existing keys."""
+    def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int, str]]:
+        """(unix second, track id, an alias of the track) for the user's listens at these
+        seconds: one row per alias."""
 
     @abstractmethod
     def insert_listens(
@@ -205,17 +206,13 @@ class SqliteBulkWriter(BulkWriter):
                 f"UPDATE {table} SET {column} = ? WHERE id = ?", [(v, i) for i, v in rows]
             )
 
-    def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
-        if rows:
-            # Keys are random digests: inserting them sorted keeps the primary-key b-tree
-            # writes local (measured: about half the time of random order).
-            self._load(
-                "track_lookup",
-                ("lookup_key", "artist_id", "album_id", "track_id"),
-                sorted(rows),
-                "ON CONFLICT (lookup_key) DO UPDATE SET artist_id = excluded.artist_id, "
-                "album_id = excluded.album_id, track_id = excluded.track_id",
-            )
+    def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int, str]]:
+        return self.conn.execute(
+            "SELECT l.listened_at, l.track_id, ta.alias FROM json_each(?) AS tl "
+            "CROSS JOIN listens l ON l.listened_at = tl.value "
+            "JOIN track_aliases ta ON ta.track_id = l.track_id WHERE l.user_id = ?",
+            (orjson.dumps(sorted(times)).decode(), user_id),
+        ).fetchall()
 
     def insert_listens(
         self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
@@ -356,17 +353,14 @@ class PostgresBulkWriter(BulkWriter):
             (ids, values),
         )
 
-    def upsert_lookups(self, rows: list[tuple[str, int, int, int]]) -> None:
-        if not rows:
-            return
-        keys, artists, albums, tracks = (list(c) for c in zip(*rows, strict=True))
-        self.conn.execute(
-            "INSERT INTO track_lookup (lookup_key, artist_id, album_id, track_id) "
-            "SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[]) "
-            "ON CONFLICT (lookup_key) DO UPDATE SET artist_id = excluded.artist_id, "
-            "album_id = excluded.album_id, track_id = excluded.track_id",
-            (keys, artists, albums, tracks),
-        )
+    def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int, str]]:
+        return self.conn.execute(
+            "SELECT CAST(extract(epoch FROM l.listened_at) AS bigint), l.track_id, ta.alias "
+            "FROM listens l JOIN track_aliases ta ON ta.track_id = l.track_id "
+            "WHERE l.user_id = %s AND l.listened_at = ANY("
+            "SELECT to_timestamp(v) FROM unnest(%s::bigint[]) AS v)",
+            (user_id, sorted(times)),
+        ).fetchall()
 
     def insert_listens(
         self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False

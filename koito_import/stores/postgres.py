@@ -33,6 +33,7 @@ class PostgresStore(Store):
     dialect = "postgresql"
     listen_time_sql = "to_timestamp(?)"
     listen_epoch_sql = "CAST(extract(epoch FROM listened_at) AS bigint)"
+    epoch_sql = "CAST(extract(epoch FROM {}) AS bigint)"
 
     @staticmethod
     def client_value(client: str) -> str | None:
