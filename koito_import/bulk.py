@@ -1,47 +1,49 @@
 """The bulk path: a whole listen stream in, the per-listen path's exact catalog out.
 
-``BulkSubmitter.run`` leaves the database exactly as ``submit_listen`` looped over the
-same listens in the same order would (same entities, aliases, links, MBIDs, durations,
-listens and lookup rows; on the same starting database even the same ids), but runs
-Koito's matching once per distinct lookup key against an in-memory slice of the catalog
-and writes with a few bulk statements. How it stays exact:
+``BulkSubmitter.run`` leaves the database exactly as ``submit.replay`` (Koito's matching
+applied listen by listen, from scratch) would for the same listens in the same order
+(same entities, aliases, links, MBIDs, durations and listens; on the same starting
+database even the same ids), but runs Koito's matching once per distinct lookup key
+while nothing that key's match read has changed, against an in-memory slice of the
+catalog, and writes with a few bulk statements. How it stays exact:
 
 1. **Normalize** each chunk of listens (``_normalize.normalize_batch``: the C twin when
    built) and give each lookup key a small integer id (per batch). Per listen only
    (key id, time, duration, client) is kept; the prepared listen is kept once per key
    and batch.
-2. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
+2. **Heard before**: a listen at a second where the user already had a listen before
+   this run is dropped here, before matching (``listen``; one set query per chunk, and
+   only inside the span of the user's earlier listens). Re-importing is thus a no-op.
+3. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
    memory. A batch cut can fall anywhere: everything a batch resolved is written to
    the database (inside the run's single transaction) before the next batch reads it.
    Within a batch, each chunk (``chunk_size`` listens) is resolved as soon as it is
    read, so matching overlaps with a parse worker still reading the file.
-3. **Lookup cache**: one set query per chunk finds the keys the chunk brings into the
-   batch that ``track_lookup`` already holds; those need no matching at all, exactly
-   like a cache hit of the live path.
 4. **Slice**: a handful of set queries per chunk load every artist/album/track the
-   chunk's other new keys can touch (``memcatalog``); lookups outside it load on demand,
-   so an incomplete prefetch costs time, never correctness.
-5. **Stream**: the chunk's listens are then taken in file order. A key with a known resolution
-   reuses it; otherwise ``resolver.resolve`` (unchanged, the same code the live path
+   chunk's new keys can touch (``memcatalog``); lookups outside it load on demand, so
+   an incomplete prefetch costs time, never correctness.
+5. **Stream**: the chunk's listens are then taken in file order. A key with a memo
+   entry reuses it; otherwise ``resolver.resolve`` (the same code the per-listen path
    runs) resolves it *at that position*, with *that* listen's duration (the key only
-   says whether there is one). When the resolver replaces an artist's MBID it calls
-   ``forget_lookups_for_artist``: the live path then deletes the lookup rows of every
-   track linked to the artist, so later occurrences of those keys are matched again
-   (and may set the MBID back). The bulk path deletes the same database rows and drops
-   the same keys from its memo, so it matches them again at the same positions.
+   says whether there is one). The catalog records what the resolution read; when a
+   later change touches any of it (an album gains an artist, an MBID is assigned or
+   moves), the memo entries that read it are dropped, and those keys are matched again
+   at their next listen, exactly where Koito would match them again anyway
+   (``MemoryCatalog.watch``; docs/decisions.md has the table of what changes what).
+   A resolution Koito would not repeat (a repeated artist never matches a track) is
+   never reused.
 6. **Listens**: a listen whose (track, second) this run already wrote is not written
    again (earlier batches' listens are kept in a compact ``ListenMap``): counted as a
    *duplicate* when the same key wrote it (an exact duplicate in the input), as
    *already present* otherwise (Koito keeps the first listen of a track in a
-   second, whatever its client). Exact duplicates are not dropped before matching,
-   because after an MBID replacement even an exact duplicate is matched again in the
-   live path and its match has side effects.
+   second, whatever its client). Exact duplicates are not dropped before matching:
+   the catalog may have changed since the first one, and their match has side effects.
 7. **Write behind**: after each step's queries, what the *previous* step created or
    changed is handed to a writer thread (``writebehind``), which writes it while this
    step is matched: new rows with real ids allocated in creation order (SQLite: max(id)
    + 1 under the held write lock; PostgreSQL: nextval on the identity sequences),
-   MBID/duration updates (also of rows an earlier step wrote), album links, listens and
-   lookup rows (``stores.bulkwrite``). Every statement of the main thread waits for the
+   MBID/duration updates (also of rows an earlier step wrote), album links and listens
+   (``stores.bulkwrite``). Every statement of the main thread waits for the
    writes queued before it, so it sees them; the step's own queries run before its
    predecessor's writes and do not need to (memory holds all of the batch's changes,
    and ``MemoryCatalog`` skips rows of its own that come back from the database).
@@ -69,7 +71,7 @@ from typing import Any
 from koito_import import _normalize
 from koito_import.catalog import Resolved
 from koito_import.errors import InvalidListen
-from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen, track_title
+from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
 from koito_import.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
@@ -98,8 +100,9 @@ class BulkResult:
     #: Exact duplicates in the input (same key, same second as an earlier listen).
     duplicates: int = 0
     inserted: int = 0
-    #: Listens whose (track, second) the database already held, or that an earlier
-    #: listen of this run with a different key already wrote.
+    #: Listens heard before the run (the user had a listen at that second), listens
+    #: whose (track, second) the database already held, and listens whose (track,
+    #: second) an earlier listen of this run with a different key already wrote.
     already_present: int = 0
     new_artists: int = 0
     new_albums: int = 0
@@ -221,8 +224,6 @@ class BulkSubmitter:
         self._span: tuple[int, int] | None = None
         #: Listens the database held before the run (``_already_heard``), not matched.
         self._heard = 0
-        #: (track, second) of listens from before the run that kept listens may land on.
-        self._pre_run: set[tuple[int, int]] = set()
 
     # --- the run -----------------------------------------------------------------------
 
@@ -252,7 +253,6 @@ class BulkSubmitter:
         self._written = _normalize.ListenMap()
         self._span = None
         self._heard = 0
-        self._pre_run = set()
         self.lazy_loads = 0
         self.resolve_steps = 0
         salt = self.settings.salt
@@ -352,10 +352,13 @@ class BulkSubmitter:
     def _already_heard(
         self, prepared: list[Listen], keys: list[str], writer: BulkWriter
     ) -> tuple[list[Listen], list[str]]:
-        """Drop the listens the database held before this run (``listen.already_heard``).
+        """Drop the listens heard before this run (``listen.heard_before``).
 
-        Only listens inside the span of the user's earlier listens are asked about, in
-        one set query per chunk; the run's own listens (``_written``) do not count.
+        Only seconds inside the span of the user's earlier listens are asked about, in
+        one set query per chunk. The database then holds the listens from before the
+        run and the run's own inserts (all handed over, after the sync); ``_written``
+        names the latter. A second heard before is skipped whole, so the run never
+        writes a listen there: what it wrote is always its own insert.
         """
         assert self._span is not None
         lo, hi = self._span
@@ -363,29 +366,22 @@ class BulkSubmitter:
         if not times:
             return prepared, keys
         self._behind.sync()
-        # The database holds the listens from before the run and the run's own inserts
-        # (all handed over, after the sync); ``_written`` names the latter.
         written = self._written
-        heard: dict[int, list[tuple[int, str]]] = {}
-        for t, track_id, alias in writer.listens_at(times, self.user_id):
-            if written.get(track_id, t) is None:
-                heard.setdefault(t, []).append((track_id, alias))
+        heard = {
+            t
+            for t, track_id in writer.listens_at(times, self.user_id)
+            if written.get(track_id, t) is None
+        }
         if not heard:
             return prepared, keys
         kept_p: list[Listen] = []
         kept_k: list[str] = []
         for p, key in zip(prepared, keys, strict=True):
-            there = heard.get(p.time)
-            if there is not None:
-                title = track_title(p)
-                if any(a == title for _, a in there):
-                    self._heard += 1
-                    continue
-                # Kept: should it land on one of these listens, the insert is ignored and
-                # the listen stays one from before the run (see ``_write_changes``).
-                self._pre_run.update((tr, p.time) for tr, _ in there)
-            kept_p.append(p)
-            kept_k.append(key)
+            if p.time in heard:
+                self._heard += 1
+            else:
+                kept_p.append(p)
+                kept_k.append(key)
         return kept_p, kept_k
 
     # --- one batch ---------------------------------------------------------------------
@@ -705,12 +701,9 @@ class BulkSubmitter:
 
         if ops or old_rows or new_rows:
             self._behind.submit(write)
-        # Remember the run's own inserts (real track ids): later batches tell an exact
+        # Remember the run's own listens (real track ids): later batches tell an exact
         # duplicate from another key's listen by them, and the "heard before this run"
-        # check leaves them out. A listen from before the run that a kept listen lands
-        # on (``_pre_run``) is not inserted, so it is not the run's.
-        written, local, keys, pre_run = self._written, batch.local, batch.keys, self._pre_run
+        # check leaves them out.
+        written, local, keys = self._written, batch.local, batch.keys
         for tr, t in zip(out_tracks, out_times, strict=True):
-            real = t_(tr)
-            if not pre_run or (real, t) not in pre_run:
-                written.set(real, t, hash(keys[local[(tr, t)]]))
+            written.set(t_(tr), t, hash(keys[local[(tr, t)]]))

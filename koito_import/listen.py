@@ -77,12 +77,9 @@ class Listen:
     entities: KoitoEntities | None = None
 
 
-def track_title(listen: Listen) -> str:
-    """The title of the track a prepared listen lands on: what "heard before" compares.
-
-    A listen is *already heard* when the user has a listen at the same second on a track
-    with an alias equal to this title (any alias: a rename in Koito keeps the old one).
-    Such a listen is neither matched nor written, so importing a file twice, or a file
-    whose listens Koito received live meanwhile, adds nothing (docs/decisions.md).
-    """
-    return listen.title if listen.entities is None else listen.entities.track.name
+#: A listen is *heard before* when, before the run that imports it, the user already had
+#: a listen at the same second (any track: one person plays one track at a time, and
+#: Maloja keys its scrobbles the same way). Such a listen is neither matched nor written,
+#: so importing a file twice, or a file whose listens Koito received live meanwhile
+#: (whatever titles MusicBrainz gave them), adds nothing. Listens of one run at the same
+#: second are all imported, as Koito would (docs/decisions.md).

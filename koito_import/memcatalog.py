@@ -31,6 +31,8 @@ to make them agree:
   this catalog writes the catalog tables. The writer may have stored some of the batch's
   own rows by the time a later query runs (it writes while matching goes on); a loaded
   row with one of those real ids is the batch's own, already in memory, and is skipped.
+* Every change is made here, so this class also tells the bulk path which earlier
+  resolutions a change may have made wrong (``watch`` / ``take_stale``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from koito_import import _normalize
 from koito_import.catalog import Resolved
 from koito_import.errors import InvalidListen
-from koito_import.listen import DEFAULT_USER_ID, Listen, track_title
+from koito_import.listen import DEFAULT_USER_ID, Listen
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store
@@ -52,8 +52,8 @@ class ReplayResult:
     read: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     inserted: int = 0
-    #: Listens heard before the run (``listen.track_title``) and listens whose track
-    #: and second the database already held.
+    #: Listens heard before the run (see ``listen``) and listens whose track and
+    #: second the database already held.
     already_present: int = 0
 
 
@@ -67,9 +67,9 @@ def replay(
 ) -> ReplayResult:
     """Import listens one by one, each matched from scratch: the per-listen reference path.
 
-    A listen heard before this run (same second, a track with an alias equal to its
-    title) is counted as already present and not matched, exactly as the bulk path does;
-    the run's own inserts never count as heard before.
+    A listen heard before this run (``listen``: the user had a listen at that second) is
+    counted as already present and not matched, exactly as the bulk path does; the
+    run's own inserts never count as heard before.
     """
     out = ReplayResult()
     span = store.listen_span(user_id)
@@ -80,7 +80,7 @@ def replay(
             prepared = _normalize.prepare(listen)
             t = prepared.time
             if span is not None and span[0] <= t <= span[1]:
-                heard = store.tracks_heard_at(t, track_title(prepared), user_id)
+                heard = store.tracks_heard_at(t, user_id)
                 if any((track, t) not in mine for track in heard):
                     out.already_present += 1
                     continue
