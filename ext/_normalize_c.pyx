@@ -209,6 +209,12 @@ cdef enum:
 #: Longest name or title accepted; 4 bytes a character still fits PostgreSQL's index rows.
 MAX_FIELD_CHARS = _MAX_FIELD_CHARS
 
+# The listen times both databases hold alike (see the twin).
+cdef long long _MIN_TIME = -62135596800
+cdef long long _MAX_TIME = 253402300799
+MIN_TIME = _MIN_TIME
+MAX_TIME = _MAX_TIME
+
 #: Go's regexp ``\s`` is ASCII-only; Python's is Unicode. Spell it out.
 _GO_SPACE = r"[\t\n\f\r ]"
 
@@ -861,6 +867,7 @@ cdef _Rejected _FIELD_TOO_LONG = _Rejected("field_too_long")
 cdef _Rejected _MISSING_ARTIST = _Rejected("missing_artist")
 cdef _Rejected _MISSING_TITLE = _Rejected("missing_title")
 cdef _Rejected _MISSING_PRIMARY_ALIAS = _Rejected("missing_primary_alias")
+cdef _Rejected _BAD_TIMESTAMP = _Rejected("bad_timestamp")
 
 
 cdef inline bint _rejected(object value) noexcept:
@@ -1029,6 +1036,16 @@ cdef inline object _as_int(object value):
     return int(value)
 
 
+cdef bint _time_ok(object value) except -1:
+    """MIN_TIME <= value <= MAX_TIME (the twin's _time)."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(value) is int:
+        v = PyLong_AsLongLongAndOverflow(value, &overflow)
+        return overflow == 0 and _MIN_TIME <= v <= _MAX_TIME
+    return bool(MIN_TIME <= value <= MAX_TIME)
+
+
 cdef bint _negative(object value) except -1:
     cdef int overflow = 0
     cdef long long v
@@ -1077,6 +1094,8 @@ cdef object _prepare(object listen):
     # The rest in the order the twin evaluates Listen(...)'s arguments.
     raw_time = lay.get(listen, _L_TIME)
     time = _as_int(raw_time)
+    if not _time_ok(time):
+        return _BAD_TIMESTAMP
     raw_album = lay.get(listen, _L_ALBUM)
     album = _verbatim(raw_album)
     if _rejected(album):
@@ -1491,6 +1510,8 @@ cdef class ListenMap:
 __all__ = [
     "DEFAULT_SEPARATORS",
     "MAX_FIELD_CHARS",
+    "MAX_TIME",
+    "MIN_TIME",
     "ListenMap",
     "clean",
     "compile_separators",

@@ -30,6 +30,12 @@ from koito_import.textfold import equal_fold
 #: Longest name or title accepted; 4 bytes a character still fits PostgreSQL's index rows.
 MAX_FIELD_CHARS = 600
 
+#: The listen times both databases hold alike (0001-01-01 .. 9999-12-31 UTC, unix
+#: seconds): PostgreSQL's timestamptz and Go's time both cover them, SQLite's integer
+#: covers far more. A time outside is skipped (``bad_timestamp``) on either backend.
+MIN_TIME = -62135596800
+MAX_TIME = 253402300799
+
 #: Go's regexp ``\s`` is ASCII-only; Python's is Unicode. Spell it out.
 _GO_SPACE = r"[\t\n\f\r ]"
 
@@ -209,7 +215,7 @@ def prepare(listen: Listen) -> Listen:
     return Listen(
         artist=artist,
         title=title,
-        time=int(listen.time),
+        time=_time(listen.time),
         artist_names=names,
         album=_verbatim(listen.album),
         artist_mbids=listen.artist_mbids,
@@ -220,6 +226,13 @@ def prepare(listen: Listen) -> Listen:
         client=clean(listen.client),
         entities=entities,
     )
+
+
+def _time(value: int) -> int:
+    time = int(value)
+    if not MIN_TIME <= time <= MAX_TIME:
+        raise InvalidListen("bad_timestamp")
+    return time
 
 
 def _field(parts: list[str], value: str) -> None:
@@ -326,6 +339,8 @@ def _int64(value: int) -> int:
 __all__ = [
     "DEFAULT_SEPARATORS",
     "MAX_FIELD_CHARS",
+    "MAX_TIME",
+    "MIN_TIME",
     "ListenMap",
     "clean",
     "compile_separators",

@@ -534,3 +534,35 @@ def test_titles_stay_verbatim_in_every_format(
         assert one("SELECT alias FROM artist_aliases WHERE is_primary") == "Pad"
         assert one("SELECT alias FROM release_aliases WHERE is_primary") == " Live "
         assert one("SELECT alias FROM track_aliases WHERE is_primary") == " T "
+
+
+# --- times a database cannot hold ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["bulk", "per-listen"])
+def test_unrepresentable_times_are_counted_skips_on_both_backends(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_target: str, mode: str
+) -> None:
+    def item(t: int) -> dict:
+        return {"time": t, "track": {"artists": ["A"], "title": "T", "album": None}}
+
+    path = tmp_path / "maloja_times.json"
+    bad = [32503680000000, 9007199254740993, -(2**63)]
+    path.write_text(json.dumps({"scrobbles": [item(1700000000), *map(item, bad)]}))
+    code, out, err = run_cli(
+        capsys, "run", "--plugin", "maloja", "--db", db_target, "--mode", mode, "--json", str(path)
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["inserted"] == 1 and summary["skipped"] == {"bad_timestamp": 3}
+
+
+def test_submit_with_an_unrepresentable_time_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "k.db")
+    code, _, err = run_cli(
+        capsys, "submit", "--artist", "A", "--track", "T", "--time", "9" * 23, "--db", db
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "bad_timestamp" in err

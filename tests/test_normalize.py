@@ -1035,3 +1035,16 @@ def test_twins_listen_map(c_impl: ModuleType, ops: list[tuple[int, int, int]]) -
     for track, time, _ in ops:
         assert c_map.get(track, time) == py_map.get(track, time) == model[(track, time)]
         assert c_map.get(track, time ^ 1) == py_map.get(track, time ^ 1)
+
+
+@pytest.mark.parametrize(
+    "time", [32503680000000, 9007199254740993, -(2**63), 2**80, 253402300800, -62135596801]
+)
+def test_prepare_refuses_times_a_database_cannot_hold(impl: ModuleType, time: int) -> None:
+    with pytest.raises(InvalidListen, match="bad_timestamp"):
+        impl.prepare(Listen("A", "T", time))
+
+
+def test_prepare_keeps_the_edges_of_the_time_range(impl: ModuleType) -> None:
+    for time in (impl.MIN_TIME, 0, impl.MAX_TIME):
+        assert impl.prepare(Listen("A", "T", time)).time == time
