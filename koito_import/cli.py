@@ -246,7 +246,7 @@ def run(
     from koito_import import parallel, plugins
     from koito_import.pipeline import ImportOptions, reading, run_import
     from koito_import.progress import listen_progress, print_summary
-    from koito_import.stores import open_store, resolve_target
+    from koito_import.stores import display_target, open_store, resolve_target
 
     if mode not in ("bulk", "per-listen"):
         raise UsageError(f"--mode must be 'bulk' or 'per-listen', not {mode!r}")
@@ -274,7 +274,7 @@ def run(
     ):
         summary = run_import(store, files, options, progress, source)
     if dry_run:
-        summary.database = target
+        summary.database = display_target(target)
     if json_out:
         typer.echo(orjson.dumps(summary.as_dict()).decode())
     elif not quiet:

@@ -18,6 +18,7 @@ __all__ = [
     "CatalogCounts",
     "SqlCatalog",
     "Store",
+    "display_target",
     "open_store",
     "resolve_target",
 ]
@@ -26,6 +27,16 @@ __all__ = [
 def resolve_target(target: str | None) -> str:
     """The effective target: the argument, else KOITO_DATABASE_URL, else ./koito.db."""
     return target or os.environ.get("KOITO_DATABASE_URL") or DEFAULT_SQLITE_PATH
+
+
+def display_target(target: str | None) -> str:
+    """How to name a target in any output: never with its password."""
+    target = resolve_target(target)
+    if target.startswith(("postgres://", "postgresql://")):
+        from koito_import.stores.postgres import redact
+
+        return redact(target)
+    return target
 
 
 def open_store(target: str | None = None) -> Store:

@@ -7,6 +7,7 @@ mode; ``transaction()`` opens a real transaction when the work needs one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,12 +19,15 @@ from koito_import.errors import DatabaseError
 from koito_import.stores.base import Store
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
+def redact(url: str) -> str:
+    """The URL without its password, for messages (also when it does not parse)."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "the PostgreSQL database"
+    except psycopg.Error:
+        # Keep what is certainly not secret: the scheme and the user name.
+        m = re.match(r"(postgres(?:ql)?://)([^:@/?#\[]*)", url)
+        user = m.group(2) if m and "@" in url else ""
+        return f"postgresql://{user}@…" if user else "the PostgreSQL database"
     info.pop("password", None)
     host = info.get("host", "localhost")
     return f"postgresql://{info.get('user', '')}@{host}/{info.get('dbname', '')}"
@@ -40,7 +44,15 @@ class PostgresStore(Store):
         return client or None
 
     def __init__(self, url: str) -> None:
-        self.display_name = _redact(url)
+        self.display_name = redact(url)
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.Error:
+            # psycopg's message may quote the URL, password included: say it ourselves.
+            raise DatabaseError(
+                f"{self.display_name}: not a valid PostgreSQL URL (a password with '%', '@' "
+                "or '/' must be percent-encoded)"
+            ) from None
         try:
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
