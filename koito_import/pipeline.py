@@ -23,7 +23,7 @@ from koito_import import plugins
 from koito_import.errors import InputError
 from koito_import.listen import Listen
 from koito_import.settings import MatchSettings
-from koito_import.stores import Store
+from koito_import.stores import Store, write_failure
 from koito_import.submit import replay
 
 Mode = Literal["bulk", "per-listen"]
@@ -212,6 +212,11 @@ def import_file(
                 raise _Rollback
     except _Rollback:
         pass
+    except Exception as exc:
+        failure = write_failure(store, exc)
+        if failure is None:
+            raise
+        raise failure from exc
     progress(report.read)
     return report
 

@@ -8,7 +8,10 @@ variable Koito itself reads) is used, then ``./koito.db``.
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 
+from koito_import.errors import DatabaseError
 from koito_import.stores.base import CatalogCounts, SqlCatalog, Store
 
 DEFAULT_SQLITE_PATH = "koito.db"
@@ -21,6 +24,7 @@ __all__ = [
     "display_target",
     "open_store",
     "resolve_target",
+    "write_failure",
 ]
 
 
@@ -53,3 +57,18 @@ def open_store(target: str | None = None) -> Store:
     elif target.startswith("sqlite://"):
         target = target[len("sqlite://") :] or DEFAULT_SQLITE_PATH
     return SqliteStore(target)
+
+
+def write_failure(store: Store, exc: BaseException) -> DatabaseError | None:
+    """The one-line database error for a failed write (disk full, read-only file, server
+    gone, a lock not granted), or None when ``exc`` is not one (then it is a bug)."""
+    psycopg = sys.modules.get("psycopg")
+    failures: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+    if psycopg is not None:
+        failures += (psycopg.OperationalError,)
+    if not isinstance(exc, failures):
+        return None
+    # Only the first line: PostgreSQL adds DETAIL / HINT / CONTEXT lines.
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return DatabaseError(f"{store.display_name}: cannot write: {first}")
