@@ -10,13 +10,15 @@ stderr with a documented exit code; a traceback appears only with ``--debug`` (o
     3   the database cannot be opened or a write failed (nothing half-written)
     4   the database is not empty and not a Koito database this version knows
     70  internal error (a bug: please report it with the --debug output)
-    130 interrupted
+    130 interrupted (Ctrl-C)
+    143 terminated (SIGTERM)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -36,6 +38,13 @@ from koito_import.settings import SEPARATORS_ENV, MatchSettings
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what a shell reports for a process ended by it.
+EXIT_TERMINATED = 143
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so the run unwinds: its transaction rolls
+    back, its parse workers are stopped, and one line says what happened."""
 
 app = typer.Typer(
     name="koito-import",
@@ -338,9 +347,20 @@ def _report(exc: BaseException, message: str) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the app and turn every failure into a message and an exit code."""
     _state["debug"] = bool(os.environ.get("KOITO_IMPORT_DEBUG"))
+
+    def terminated(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread (embedded use): leave SIGTERM alone
+        previous = None
     try:
         # Without standalone mode, typer returns (not raises) 130 for a KeyboardInterrupt.
         returned = app(args=argv, prog_name="koito-import", standalone_mode=False)
+    except _Terminated as exc:
+        _report(exc, "terminated (SIGTERM); the file being imported was rolled back")
+        return sys.exit(EXIT_TERMINATED)
     except typer.Exit as exc:
         return sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors found by the option parser
@@ -355,6 +375,9 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:
         _report(exc, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return sys.exit(EXIT_INTERNAL)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if returned == EXIT_INTERRUPTED:
         typer.echo("koito-import: error: interrupted", err=True)
         return sys.exit(EXIT_INTERRUPTED)

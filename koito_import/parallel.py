@@ -54,6 +54,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
@@ -185,6 +186,25 @@ class _Gone(Exception):
     """The main process no longer reads (it ended or stopped the run)."""
 
 
+def _die_with_parent(parent: int) -> None:
+    """Never outlive the main process, however it ends (SIGKILL included).
+
+    Linux ends us with SIGKILL when the parent dies (PR_SET_PDEATHSIG); if the parent
+    died before that took effect, we are already someone else's child: leave. Elsewhere
+    the worker notices at its next write to the closed pipe.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def _work(
     conn: Connection,
     tasks: list[tuple[int, str]],
@@ -192,9 +212,11 @@ def _work(
     options: ParseOptions,
     chunk: int,
     ahead: int,
+    parent: int,
 ) -> None:
     """Worker process: parse ``tasks`` in order, stream them, then leave via ``os._exit``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     # The parser allocates many small acyclic objects; the collector only slows it down
     # (the bulk path disables it for the same reason). The process is short-lived.
     gc.disable()
@@ -297,7 +319,7 @@ class Prefetcher:
                 reader, writer = ctx.Pipe(duplex=False)
                 proc = ctx.Process(
                     target=_work,
-                    args=(writer, tasks, plugin, options, chunk, ahead),
+                    args=(writer, tasks, plugin, options, chunk, ahead, os.getpid()),
                     name=f"koito-import-parse-{w}",
                     daemon=True,
                 )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from benchmarks import generate
@@ -52,3 +56,71 @@ def test_disk_full_is_a_database_error_and_keeps_what_was_there(
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == before
+
+
+def _start_import(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A koito-import run with a parse worker (the file is above the worker threshold)."""
+    export = generate.write_export(tmp_path / "big_maloja.json", "maloja", 60_000, seed=5)
+    db = tmp_path / "koito.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from koito_import.cli import main; main()",
+            "run",
+            str(export),
+            "--db",
+            str(db),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, db
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_for_worker(proc: subprocess.Popen) -> list[psutil.Process]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = _children(proc.pid)
+        if kids:
+            time.sleep(0.3)  # into the run: the worker is parsing, the main process matching
+            return kids
+        time.sleep(0.02)
+    pytest.fail("the run started no parse worker")
+
+
+def test_sigterm_ends_the_run_with_143_and_one_line(tmp_path: Path) -> None:
+    proc, db = _start_import(tmp_path)
+    kids = _wait_for_worker(proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [
+        "koito-import: error: terminated (SIGTERM); the file being imported was rolled back"
+    ]
+    _gone, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == 0
+
+
+def test_no_worker_outlives_a_killed_main_process(tmp_path: Path) -> None:
+    proc, _ = _start_import(tmp_path)
+    kids = _wait_for_worker(proc)
+    proc.kill()
+    proc.wait(timeout=10)
+    _gone, alive = psutil.wait_procs(kids, timeout=10)
+    for p in alive:
+        p.kill()
+    assert not alive, "a parse worker outlived the main process"
