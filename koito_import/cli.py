@@ -46,6 +46,7 @@ class _Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so the run unwinds: its transaction rolls
     back, its parse workers are stopped, and one line says what happened."""
 
+
 app = typer.Typer(
     name="koito-import",
     help="Import a whole listening history into Koito in seconds, exactly as Koito would.",
