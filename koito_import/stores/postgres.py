@@ -33,6 +33,10 @@ def redact(url: str) -> str:
     return f"postgresql://{info.get('user', '')}@{host}/{info.get('dbname', '')}"
 
 
+#: The advisory lock every koito-import writer holds for its transaction ("KoitoW").
+WRITER_LOCK_KEY = 0x4B6F69746F57
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
     listen_time_sql = "to_timestamp(?)"
@@ -80,7 +84,18 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """A transaction that is the only koito-import writer of this database's catalog.
+
+        The outermost one takes a transaction-level advisory lock before anything is
+        read, so koito-import processes (runs and submits, any mix) write one after the
+        other, each seeing the catalog the previous one committed: never a duplicate
+        entity or listen, never a deadlock. SQLite gets the same from BEGIN IMMEDIATE.
+        (Koito's own PostgreSQL server does not take this lock; docs/decisions.md.)
+        """
+        outermost = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         with self.conn.transaction():
+            if outermost:
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
             yield
 
     def close(self) -> None:
