@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import generate
 from koito_import.snapshot import catalog_snapshot
 from koito_import.stores import open_store
 from koito_import.testing import fresh_database
+
+pytestmark = pytest.mark.slow  # locks between processes: independent of the compiled hot path
 
 CODE = "from koito_import.cli import main; main()"
 

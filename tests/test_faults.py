@@ -16,6 +16,8 @@ import pytest
 from benchmarks import generate
 from koito_import.cli import main
 
+pytestmark = pytest.mark.slow  # signals, disk and processes: independent of the compiled hot path
+
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as done:
