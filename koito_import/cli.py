@@ -32,7 +32,7 @@ import typer
 from typer.exceptions import TyperException
 
 from koito_import import __version__, _normalize
-from koito_import.errors import KoitoImportError, UsageError
+from koito_import.errors import InputError, KoitoImportError, UsageError
 from koito_import.listen import Listen
 from koito_import.settings import SEPARATORS_ENV, MatchSettings
 
@@ -254,6 +254,7 @@ def run(
     import orjson
 
     from koito_import import parallel, plugins
+    from koito_import.inputs import spooled
     from koito_import.pipeline import ImportOptions, reading, run_import
     from koito_import.progress import listen_progress, print_summary
     from koito_import.stores import display_target, open_store, resolve_target
@@ -275,14 +276,22 @@ def run(
         workers=parallel.DEFAULT_WORKERS if workers is None else workers,
     )
     target = resolve_target(db)
-    with (
-        # Parse workers start first: they read while the database opens.
-        reading(files, options) as source,
-        _dry_run_target(target, dry_run) as effective,
-        open_store(effective) as store,
-        listen_progress(not quiet) as progress,
-    ):
-        summary = run_import(store, files, options, progress, source)
+    try:
+        with (
+            spooled(files) as (inputs, names),
+            # Parse workers start first: they read while the database opens.
+            reading(inputs, options) as source,
+            _dry_run_target(target, dry_run) as effective,
+            open_store(effective) as store,
+            listen_progress(not quiet) as progress,
+        ):
+            summary = run_import(store, inputs, options, progress, source)
+    except InputError as exc:
+        if exc.path not in names:
+            raise
+        raise InputError(names[exc.path], exc.where, exc.reason) from exc
+    for report in summary.files:
+        report.path = names.get(report.path, report.path)
     if dry_run:
         summary.database = display_target(target)
     if json_out:
