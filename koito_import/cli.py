@@ -32,7 +32,13 @@ import typer
 from typer.exceptions import TyperException
 
 from koito_import import __version__, _normalize
-from koito_import.errors import InputError, KoitoImportError, UsageError
+from koito_import.errors import (
+    DatabaseError,
+    InputError,
+    KoitoImportError,
+    SchemaError,
+    UsageError,
+)
 from koito_import.listen import Listen
 from koito_import.settings import SEPARATORS_ENV, MatchSettings
 
@@ -302,16 +308,36 @@ def run(
 
 @contextmanager
 def _dry_run_target(target: str, dry_run: bool) -> Iterator[str]:
-    """A dry run must not even create a database: use a scratch copy for a missing file."""
-    if not dry_run or target.startswith(("postgres://", "postgresql://", "sqlite:")):
+    """A dry run works on a scratch copy of a SQLite database, so it writes nothing there.
+
+    The copy is made with SQLite's backup API through a read-only connection: a
+    consistent snapshot, the WAL of a running Koito included, and a missing file is
+    never created. Errors name the user's file, not the copy.
+    """
+    from koito_import.stores import sqlite_path
+
+    path = sqlite_path(target) if dry_run else None
+    if path is None:
         yield target
         return
-    path = Path(target)
     with tempfile.TemporaryDirectory(prefix="koito-import-dry-") as tmp:
         scratch = Path(tmp) / "koito.db"
-        if path.exists():
-            shutil.copyfile(path, scratch)
-        yield str(scratch)
+        if Path(path).exists():
+            import sqlite3
+
+            try:
+                src = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    with sqlite3.connect(scratch) as dst:
+                        src.backup(dst)
+                finally:
+                    src.close()
+            except sqlite3.DatabaseError:
+                shutil.copyfile(path, scratch)  # not a database: let the schema check say so
+        try:
+            yield str(scratch)
+        except (DatabaseError, SchemaError) as exc:
+            raise type(exc)(str(exc).replace(str(scratch), path)) from exc
 
 
 @app.command()

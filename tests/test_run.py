@@ -238,3 +238,41 @@ def test_spotify_thirty_second_option(capsys, tmp_path: Path) -> None:
     assert json.loads(out)["inserted"] == 1
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT duration FROM tracks").fetchone() == (45,)
+
+
+def test_dry_run_reads_a_live_databases_wal_and_creates_nothing(capsys, tmp_path: Path) -> None:
+    db = tmp_path / "koito.db"
+    export = tmp_path / "maloja_x.json"
+    export.write_text(json.dumps({"scrobbles": [scrobble(t) for t in (1, 2, 3)]}))
+    code, _, err = cli(capsys, "run", str(export), "--db", str(db), "--quiet")
+    assert code == 0, err
+    # A "Koito" holding the database open: its last commit sits in the WAL only.
+    koito = sqlite3.connect(db)
+    koito.execute("PRAGMA wal_autocheckpoint = 0")
+    koito.execute("INSERT INTO listens (track_id, listened_at, user_id) VALUES (1, 4, 1)")
+    koito.commit()
+    assert (tmp_path / "koito.db-wal").stat().st_size > 0
+    more = tmp_path / "maloja_y.json"
+    more.write_text(json.dumps({"scrobbles": [scrobble(t) for t in (1, 2, 3, 4, 5)]}))
+    before = db.read_bytes()
+    code, out, err = cli(capsys, "run", str(more), "--db", str(db), "--dry-run", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["inserted"], summary["already_present"]) == (1, 4)  # second 4: the WAL's
+    assert db.read_bytes() == before
+    koito.close()
+    missing = tmp_path / "missing.db"
+    code, _, err = cli(capsys, "run", str(more), "--db", f"sqlite:///{missing}", "--dry-run")
+    assert code == 0, err
+    assert not missing.exists()
+
+
+def test_dry_run_refusal_names_the_users_file(capsys, tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+    export = tmp_path / "maloja_x.json"
+    export.write_text(json.dumps({"scrobbles": [scrobble(1)]}))
+    code, _, err = cli(capsys, "run", str(export), "--db", str(db), "--dry-run")
+    assert code == 4
+    assert str(db) in err and "koito-import-dry-" not in err

@@ -52,11 +52,21 @@ def open_store(target: str | None = None) -> Store:
         return PostgresStore(target)
     from koito_import.stores.sqlite import SqliteStore
 
+    path = sqlite_path(target)
+    assert path is not None
+    return SqliteStore(path)
+
+
+def sqlite_path(target: str | None) -> str | None:
+    """The file a SQLite target names (``PATH``, ``sqlite:///PATH``); None for PostgreSQL."""
+    target = resolve_target(target)
+    if target.startswith(("postgres://", "postgresql://")):
+        return None
     if target.startswith("sqlite:///"):
-        target = target[len("sqlite:///") :] or DEFAULT_SQLITE_PATH
-    elif target.startswith("sqlite://"):
-        target = target[len("sqlite://") :] or DEFAULT_SQLITE_PATH
-    return SqliteStore(target)
+        return target[len("sqlite:///") :] or DEFAULT_SQLITE_PATH
+    if target.startswith("sqlite://"):
+        return target[len("sqlite://") :] or DEFAULT_SQLITE_PATH
+    return target
 
 
 def write_failure(store: Store, exc: BaseException) -> DatabaseError | None:
