@@ -288,7 +288,7 @@ def run(
             # Parse workers start first: they read while the database opens.
             reading(inputs, options) as source,
             _dry_run_target(target, dry_run) as effective,
-            open_store(effective) as store,
+            open_store(effective, read_only=dry_run) as store,
             listen_progress(not quiet) as progress,
         ):
             summary = run_import(store, inputs, options, progress, source)

@@ -276,3 +276,32 @@ def test_dry_run_refusal_names_the_users_file(capsys, tmp_path: Path) -> None:
     code, _, err = cli(capsys, "run", str(export), "--db", str(db), "--dry-run")
     assert code == 4
     assert str(db) in err and "koito-import-dry-" not in err
+
+
+def test_dry_run_on_postgresql_writes_nothing_not_even_the_schema(
+    capsys, tmp_path: Path, pg_url: str
+) -> None:
+    a, b = tmp_path / "maloja_a.json", tmp_path / "maloja_b.json"
+    a.write_text(json.dumps({"scrobbles": [scrobble(t) for t in (1, 2, 3)]}))
+    b.write_text(json.dumps({"scrobbles": [scrobble(t, artist="B") for t in (4, 5)]}))
+    code, out, err = cli(capsys, "run", str(a), str(b), "--db", pg_url, "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["inserted"] == 5
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchone()[0]
+    assert tables == 0
+
+
+def test_dry_run_on_postgresql_with_known_tracks_twice(capsys, tmp_path: Path, pg_url: str) -> None:
+    a, c = tmp_path / "maloja_a.json", tmp_path / "maloja_c.json"
+    a.write_text(json.dumps({"scrobbles": [scrobble(t) for t in (1, 2, 3)]}))
+    c.write_text(json.dumps({"scrobbles": [scrobble(t) for t in (10, 11)]}))
+    assert cli(capsys, "run", str(a), "--db", pg_url, "--quiet")[0] == 0
+    code, out, err = cli(capsys, "run", str(c), str(c), "--db", pg_url, "--dry-run", "--json")
+    assert code == 0, err
+    assert [f["inserted"] for f in json.loads(out)["files"]] == [2, 2]
+    assert count(pg_url, "listens") == 3

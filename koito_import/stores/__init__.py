@@ -43,13 +43,17 @@ def display_target(target: str | None) -> str:
     return target
 
 
-def open_store(target: str | None = None) -> Store:
-    """Open the database, creating Koito's schema if it is empty (see ``schema``)."""
+def open_store(target: str | None = None, *, read_only: bool = False) -> Store:
+    """Open the database, creating Koito's schema if it is empty (see ``schema``).
+
+    ``read_only`` (PostgreSQL; a dry run): nothing done through the store is committed.
+    A SQLite dry run works on a scratch copy instead (``cli``).
+    """
     target = resolve_target(target)
     if target.startswith(("postgres://", "postgresql://")):
         from koito_import.stores.postgres import PostgresStore
 
-        return PostgresStore(target)
+        return PostgresStore(target, read_only=read_only)
     from koito_import.stores.sqlite import SqliteStore
 
     path = sqlite_path(target)

@@ -47,8 +47,11 @@ class PostgresStore(Store):
     def client_value(client: str) -> str | None:
         return client or None
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        """``read_only``: everything, Koito's schema for an empty database included, happens
+        inside one transaction that ``close`` rolls back (a dry run writes nothing)."""
         self.display_name = redact(url)
+        self._read_only = read_only
         try:
             psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error:
@@ -63,6 +66,9 @@ class PostgresStore(Store):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DatabaseError(f"cannot connect to {self.display_name}: {first}") from exc
         try:
+            if read_only:
+                # psycopg's own transactions then nest as savepoints inside this one.
+                self.conn.execute("BEGIN")
             self.created = schema.prepare_postgres(self.conn) == "created"
         except BaseException:
             self.conn.close()
@@ -99,4 +105,6 @@ class PostgresStore(Store):
             yield
 
     def close(self) -> None:
+        if self._read_only and not self.conn.closed:
+            self.conn.execute("ROLLBACK")
         self.conn.close()
