@@ -406,10 +406,15 @@ def main(argv: list[str] | None = None) -> Any:
         _report(exc, "interrupted")
         return sys.exit(EXIT_INTERRUPTED)
     except KoitoImportError as exc:
-        _report(exc, str(exc))
+        text = str(exc).strip()
+        _report(exc, text.splitlines()[0] if text else type(exc).__name__)
         return sys.exit(exc.exit_code)
     except Exception as exc:
-        _report(exc, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""  # PostgreSQL adds DETAIL/HINT lines
+        _report(
+            exc, f"internal error: {type(exc).__name__}: {first} (run with --debug for details)"
+        )
         return sys.exit(EXIT_INTERNAL)
     finally:
         if previous is not None:
