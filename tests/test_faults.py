@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import subprocess
@@ -15,8 +16,13 @@ import pytest
 
 from benchmarks import generate
 from koito_import.cli import main
+from koito_import.snapshot import catalog_snapshot
+from koito_import.stores import open_store
 
 pytestmark = pytest.mark.slow  # signals, disk and processes: independent of the compiled hot path
+
+
+CODE = "from koito_import.cli import main; main()"
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -126,3 +132,25 @@ def test_no_worker_outlives_a_killed_main_process(tmp_path: Path) -> None:
     for p in alive:
         p.kill()
     assert not alive, "a parse worker outlived the main process"
+
+
+def test_kill_at_random_points_then_rerun_equals_a_clean_import(tmp_path: Path) -> None:
+    export = generate.write_export(tmp_path / "kill_maloja.json", "maloja", 30_000, seed=6)
+    args = ["run", str(export), "--quiet", "--workers", "1"]
+    clean = tmp_path / "clean.db"
+    subprocess.run([sys.executable, "-c", CODE, *args, "--db", str(clean)], check=True)
+    with open_store(str(clean)) as store:
+        expected = catalog_snapshot(store)
+    rng = random.Random(7)
+    for n in range(4):
+        db = tmp_path / f"killed{n}.db"
+        proc = subprocess.Popen([sys.executable, "-c", CODE, *args, "--db", str(db)])
+        time.sleep(rng.uniform(0.1, 2.0))
+        proc.kill()
+        proc.wait(timeout=10)
+        done = subprocess.run(
+            [sys.executable, "-c", CODE, *args, "--db", str(db)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        with open_store(str(db)) as store:
+            assert catalog_snapshot(store) == expected, f"kill {n}"
