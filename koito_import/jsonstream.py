@@ -752,6 +752,28 @@ class BadLine:
         return f"BadLine({self.reason!r})"
 
 
+def _skip_newlines(fp: IO[bytes]) -> int:
+    """Consume a run of empty lines at I/O speed; return how many.
+
+    Line by line, a file of nothing but newlines (gigabytes of them compress to a tiny
+    zip) would take minutes; a buffered reader lets us look ahead and drop them whole.
+    """
+    peek = getattr(fp, "peek", None)
+    if peek is None:
+        return 0
+    skipped = 0
+    while True:
+        try:
+            buf = peek(1 << 16)
+        except (OSError, ValueError):
+            return skipped
+        run = len(buf) - len(buf.lstrip(b"\n"))
+        if run == 0:
+            return skipped
+        fp.read(run)
+        skipped += run
+
+
 def iter_jsonl(fp: IO[bytes], name: str) -> Iterator[tuple[int, Any]]:
     """Yield ``(line number, value)`` for each non-blank line; :class:`BadLine` for bad ones.
 
@@ -775,6 +797,7 @@ def iter_jsonl(fp: IO[bytes], name: str) -> Iterator[tuple[int, Any]]:
             yield lineno, BadLine(f"line longer than {MAX_LINE_BYTES >> 20} MiB")
             continue
         if not line.strip():
+            lineno += _skip_newlines(fp)
             continue
         try:
             yield lineno, loads(line)

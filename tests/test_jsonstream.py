@@ -326,3 +326,15 @@ def test_memory_stays_bounded_on_a_50_mb_array(tmp_path: Path) -> None:
     assert n == blocks * 1000 + 1
     assert last is not None and last["track"]["title"] == "A Title [x] {y}"
     assert peak < 20_000_000, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_jsonl_runs_of_empty_lines_keep_line_numbers() -> None:
+    import io
+
+    from koito_import.jsonstream import BadLine, iter_jsonl
+
+    data = b"\n" * 200_000 + b'{"a": 1}\n' + b"\n" * 3 + b"{bad\n" + b"\n" * 70_000
+    for fp in (io.BufferedReader(io.BytesIO(data), 8192), io.BytesIO(data)):  # peek or not
+        out = list(iter_jsonl(fp, "x.jsonl"))
+        assert [n for n, _ in out] == [200_001, 200_005]
+        assert out[0][1] == {"a": 1} and isinstance(out[1][1], BadLine)
