@@ -54,6 +54,7 @@ class _Terminated(BaseException):
 
 
 app = typer.Typer(
+    context_settings={"help_option_names": ["-h", "--help"]},
     name="koito-import",
     help="Import a whole listening history into Koito in seconds, exactly as Koito would.",
     no_args_is_help=True,
@@ -71,7 +72,8 @@ DbOption = Annotated[
         "--db",
         envvar="KOITO_DATABASE_URL",
         help="Target database: a Koito SQLite file (PATH or sqlite:///PATH) or a "
-        "postgresql:// URL. Created with Koito's schema when empty. [default: ./koito.db]",
+        "postgresql:// URL. Created with Koito's schema when empty. "
+        "[default: $KOITO_CONFIG_DIR/koito.db when that is set, else ./koito.db]",
         show_default=False,
     ),
 ]

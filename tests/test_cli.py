@@ -202,3 +202,26 @@ def test_a_dry_run_summary_names_the_database_without_password(
     assert "hunter2" not in out + err
     if code == 0:  # the embedded server trusts local connections, whatever the password
         assert orjson.loads(out)["database"].startswith("postgresql://")
+
+
+def test_short_help_and_python_dash_m() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "koito_import", "-h"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "run" in done.stdout and "submit" in done.stdout
+
+
+def test_default_target_follows_koito_config_dir(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KOITO_DATABASE_URL", raising=False)
+    monkeypatch.setenv("KOITO_CONFIG_DIR", str(tmp_path / "etc-koito"))
+    (tmp_path / "etc-koito").mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "submit", "--artist", "A", "--track", "T")
+    assert code == 0, err
+    assert (tmp_path / "etc-koito" / "koito.db").exists()
+    assert not (tmp_path / "koito.db").exists()

@@ -2,7 +2,8 @@
 
 ``postgres://`` / ``postgresql://`` URLs open PostgreSQL; ``sqlite:///PATH`` or a plain
 path open (or create) a Koito SQLite file. Without a target, ``KOITO_DATABASE_URL`` (the
-variable Koito itself reads) is used, then ``./koito.db``.
+variable Koito itself reads) is used, then Koito's ``$KOITO_CONFIG_DIR/koito.db``, then
+``./koito.db``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ __all__ = [
 
 
 def resolve_target(target: str | None) -> str:
-    """The effective target: the argument, else KOITO_DATABASE_URL, else ./koito.db."""
-    return target or os.environ.get("KOITO_DATABASE_URL") or DEFAULT_SQLITE_PATH
+    """The effective target: the argument, else KOITO_DATABASE_URL, else Koito's own file
+    ``$KOITO_CONFIG_DIR/koito.db`` when that variable is set, else ./koito.db."""
+    if target:
+        return target
+    if os.environ.get("KOITO_DATABASE_URL"):
+        return os.environ["KOITO_DATABASE_URL"]
+    config = os.environ.get("KOITO_CONFIG_DIR")
+    return os.path.join(config, DEFAULT_SQLITE_PATH) if config else DEFAULT_SQLITE_PATH
 
 
 def display_target(target: str | None) -> str:
