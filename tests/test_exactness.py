@@ -411,13 +411,13 @@ _common = {
 }
 
 
-@settings(max_examples=60, **_common)
+@settings(max_examples=40, **_common)
 @given(**history)
 def test_history_sqlite(sqlite_factory: SqliteFactory, **kw) -> None:
     check_history(sqlite_factory, **kw)
 
 
-@settings(max_examples=20, **_common)
+@settings(max_examples=15, **_common)
 @given(**history)
 def test_history_postgresql(pg_factory: PostgresFactory, **kw) -> None:
     check_history(pg_factory, **kw)

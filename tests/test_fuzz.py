@@ -18,6 +18,8 @@ from koito_import.cli import main
 from koito_import.snapshot import table_rows
 from koito_import.stores import open_store
 
+pytestmark = pytest.mark.slow  # plugins and stores: the twins are proven equal elsewhere
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SOURCES = {
     "maloja": FIXTURES / "maloja" / "maloja_export.json",
