@@ -874,29 +874,26 @@ cdef inline bint _rejected(object value) noexcept:
     return type(value) is _Rejected
 
 
-cdef inline object _checked(object value):
+cdef inline object _limited(object value, bint trim):
+    """Storable, trimmed when ``trim``, length-checked: the twin's _checked / _verbatim."""
     if type(value) is str:
-        value = _clean_str(<str>value)
+        value = _clean_str(<str>value) if trim else _storable_str(<str>value)
         if PyUnicode_GET_LENGTH(value) > _MAX_FIELD_CHARS:
             return _FIELD_TOO_LONG
         return value
-    value = _clean_generic(value)
+    value = _clean_generic(value) if trim else _storable_generic(value)
     if len(value) > _MAX_FIELD_CHARS:
         return _FIELD_TOO_LONG
     return value
+
+
+cdef inline object _checked(object value):
+    return _limited(value, True)
 
 
 cdef inline object _verbatim(object value):
     """A title: storable, length-checked, never trimmed."""
-    if type(value) is str:
-        value = _storable_str(<str>value)
-        if PyUnicode_GET_LENGTH(value) > _MAX_FIELD_CHARS:
-            return _FIELD_TOO_LONG
-        return value
-    value = _storable_generic(value)
-    if len(value) > _MAX_FIELD_CHARS:
-        return _FIELD_TOO_LONG
-    return value
+    return _limited(value, False)
 
 
 cdef inline bint _truthy(object value) except -1:

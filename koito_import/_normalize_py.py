@@ -149,19 +149,21 @@ def parse_artists(artist: str, title: str, separators: Sequence[re.Pattern[str]]
     return out
 
 
-def _checked(value: str) -> str:
-    value = clean(value)
+def _limited(value: str, trim: bool) -> str:
+    value = clean(value) if trim else storable(value)
     if len(value) > MAX_FIELD_CHARS:
         raise InvalidListen("field_too_long")
     return value
+
+
+def _checked(value: str) -> str:
+    """A name: storable, trimmed, length-checked."""
+    return _limited(value, True)
 
 
 def _verbatim(value: str) -> str:
     """A title: storable, length-checked, never trimmed."""
-    value = storable(value)
-    if len(value) > MAX_FIELD_CHARS:
-        raise InvalidListen("field_too_long")
-    return value
+    return _limited(value, False)
 
 
 #: How ``_entity`` treats a Koito-export record, by kind.

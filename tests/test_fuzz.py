@@ -90,6 +90,22 @@ def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _check_case(target: str, path: Path, capsys: pytest.CaptureFixture[str], label: str) -> None:
+    """Import one fuzzed file; it either imports, or fails in one line having written nothing."""
+    with open_store(target) as store:
+        before = table_rows(store)
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(path), "--db", target, "--quiet"])
+    code = int(done.value.code or 0)
+    _, err = capsys.readouterr()
+    assert code in (0, 1), (label, code, err)
+    assert "Traceback" not in err, (label, err)
+    if code:
+        assert len(err.strip().splitlines()) == 1, (label, err)
+        with open_store(target) as store:
+            assert table_rows(store) == before, (label, "a failed file wrote")
+
+
 @pytest.mark.parametrize("fmt", sorted(SOURCES))
 def test_fuzzed_files(
     fmt: str, base_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -97,23 +113,11 @@ def test_fuzzed_files(
     rng = random.Random(f"koito-import-fuzz-{fmt}")
     original = SOURCES[fmt].read_bytes()
     for case in range(CASES_PER_FORMAT):
-        data = mutate(original, rng)
         path = tmp_path / f"{case}-{SOURCES[fmt].name}"
-        path.write_bytes(data)
+        path.write_bytes(mutate(original, rng))
         db = tmp_path / "k.db"
         shutil.copyfile(base_db, db)
-        with open_store(str(db)) as store:
-            before = table_rows(store)
-        with pytest.raises(SystemExit) as done:
-            main(["run", str(path), "--db", str(db), "--quiet"])
-        code = int(done.value.code or 0)
-        _, err = capsys.readouterr()
-        assert code in (0, 1), (fmt, case, code, err)
-        assert "Traceback" not in err, (fmt, case, err)
-        if code:
-            assert len(err.strip().splitlines()) == 1, (fmt, case, err)
-            with open_store(str(db)) as store:
-                assert table_rows(store) == before, (fmt, case, "a failed file wrote")
+        _check_case(str(db), path, capsys, f"{fmt} case {case}")
         path.unlink()
 
 
@@ -127,14 +131,4 @@ def test_fuzzed_files_postgresql(
     for case in range(CASES_PER_FORMAT // 4):
         path = tmp_path / f"{case}-{SOURCES[fmt].name}"
         path.write_bytes(mutate(original, rng))
-        with open_store(pg_url) as store:
-            before = table_rows(store)
-        with pytest.raises(SystemExit) as done:
-            main(["run", str(path), "--db", pg_url, "--quiet"])
-        code = int(done.value.code or 0)
-        _, err = capsys.readouterr()
-        assert code in (0, 1), (fmt, case, code, err)
-        assert "Traceback" not in err, (fmt, case, err)
-        if code:
-            with open_store(pg_url) as store:
-                assert table_rows(store) == before, (fmt, case, "a failed file wrote")
+        _check_case(pg_url, path, capsys, f"{fmt} case {case} (PostgreSQL)")
