@@ -12,11 +12,12 @@ catalog, and writes with a few bulk statements. How it stays exact:
    (key id, time, duration, client) is kept; the prepared listen is kept once per key
    and batch.
 2. **Heard before**: a listen at a second where the user already had a listen before
-   this run is dropped here, before matching (``listen``; one set query per chunk, and
-   only inside the span of the user's earlier listens). Re-importing is thus a no-op.
+   this run is dropped at the start of its resolve step, before its slice is loaded
+   (``listen``; one set query per step, and only inside the span of the user's
+   earlier listens). Re-importing is thus a no-op.
 3. **Batches** of ``batch_size`` distinct keys (or ``8 * batch_size`` listens) bound
    memory. A batch cut can fall anywhere: everything a batch resolved is written to
-   the database (inside the run's single transaction) before the next batch reads it.
+   the database (inside the run's transaction) before the next batch reads it.
    Within a batch, each chunk (``chunk_size`` listens) is resolved as soon as it is
    read, so matching overlaps with a parse worker still reading the file.
 4. **Slice**: a handful of set queries per chunk load every artist/album/track the
@@ -48,15 +49,20 @@ catalog, and writes with a few bulk statements. How it stays exact:
    predecessor's writes and do not need to (memory holds all of the batch's changes,
    and ``MemoryCatalog`` skips rows of its own that come back from the database).
 
-The whole run is one transaction (the store's; nested inside a caller's if there is
-one): a file that fails midway leaves nothing behind. It begins with the first chunk
-(matching reads the catalog from then on), so SQLite's write lock is held while the
-rest of the file is read (README: stop Koito while importing into its SQLite file).
+**Transactions.** Where the store commits in pieces (SQLite, which Koito keeps writing
+while an import runs: ``SqliteStore``), the whole file is read and normalized first (a
+broken file writes nothing), then matched and written in transactions of about
+``commit_every`` seconds that end only at safe cuts (``safe_cuts``); a transaction that
+finds another writer's commit since the previous one starts a new catalog, so the rest
+is matched against what that writer left (``_run_in_pieces``). Elsewhere (PostgreSQL,
+or inside a caller's transaction) the run is one transaction that begins with the
+first chunk, so matching overlaps with a parse worker still reading the file.
 """
 
 from __future__ import annotations
 
 import gc
+import operator
 import sys
 import time as clock
 from array import array
@@ -115,11 +121,12 @@ class _Batch:
 
     __slots__ = (
         "already",
-        "asked",
         "catalog",
         "clients",
         "duplicates",
         "durations",
+        "ensured",
+        "ensured_keys",
         "first",
         "gids",
         "inserted",
@@ -127,11 +134,13 @@ class _Batch:
         "keys",
         "local",
         "memo",
+        "offered",
         "out_clients",
         "out_times",
         "out_tracks",
         "pending",
         "sent",
+        "since",
         "step",
         "times",
         "variants",
@@ -153,9 +162,9 @@ class _Batch:
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
-        #: Key ids below this had their slice loaded already; the next resolve step
-        #: loads the rest.
-        self.asked = 0
+        #: By key id: 1 once the catalog's slice covers the key (``ensured_keys`` of them).
+        self.ensured = bytearray()
+        self.ensured_keys = 0
         #: The first position not resolved yet.
         self.pending = 0
         #: Listens per resolve step (the batch is resolved whole when larger than it).
@@ -171,9 +180,42 @@ class _Batch:
         self.out_clients: list[str] = []
         #: Listens (of out_*) handed to the writer so far, and how many it inserted.
         self.sent = 0
+        #: Listens handed to the writer in all (``out_*`` is emptied after a commit).
+        self.offered = 0
+        #: Where the current catalog started (a run in pieces bounds its listens too).
+        self.since = 0
         self.inserted = 0
         self.duplicates = 0
         self.already = 0
+
+
+def safe_cuts(times: array) -> bytearray:
+    """``cuts[k]`` is 1 when no second of positions ``< k`` occurs again at ``>= k``.
+
+    Only there may a run in pieces commit. A listen at a second where the user already
+    had one is *heard before* and skipped (``listen``); if a run were cut between two
+    listens of one second and killed after the first commit, running it again would
+    skip the second listen, which a clean run imports. Sorted exports (ascending or
+    descending) can be cut between any two different seconds; otherwise each second's
+    last position bounds the cut. ``cuts[0]`` and ``cuts[len(times)]`` are always 1.
+    """
+    n = len(times)
+    if n < 2:
+        return bytearray(b"\x01" * (n + 1))
+    head, tail = times[:-1], times[1:]
+    if all(map(operator.le, head, tail)) or all(map(operator.ge, head, tail)):
+        return bytearray(b"\x01") + bytearray(map(operator.ne, head, tail)) + bytearray(b"\x01")
+    last = {t: i for i, t in enumerate(times)}
+    cuts = bytearray(n + 1)
+    cuts[0] = 1
+    reach = 0
+    for k, t in enumerate(times):
+        far = last[t]
+        if far > reach:
+            reach = far
+        if reach == k:
+            cuts[k + 1] = 1
+    return cuts
 
 
 def _chunks(items: Iterable[Listen], size: int) -> Iterator[list[Listen]]:
@@ -195,6 +237,8 @@ class BulkSubmitter:
         resolve_step: int | None = None,
         user_id: int = DEFAULT_USER_ID,
         progress: Callable[[int], None] | None = None,
+        commit_every: float | None = None,
+        in_pieces: bool | None = None,
     ) -> None:
         if batch_size < 1 or chunk_size < 1 or (resolve_step is not None and resolve_step < 1):
             raise ValueError("batch_size, chunk_size and resolve_step must be at least 1")
@@ -214,6 +258,16 @@ class BulkSubmitter:
         self.lazy_loads = 0
         #: Set by the last ``run``: resolve steps taken (rounds of slice queries).
         self.resolve_steps = 0
+        #: Seconds of write lock per transaction (None: the store's ``commit_every``).
+        self.commit_every = commit_every
+        #: Commit in pieces: None where the store does (SQLite), else True/False.
+        self.in_pieces = in_pieces
+        #: Set by the last ``run`` in pieces: its transactions and the longest one (s),
+        #: and per transaction (lock taken, last moment under the lock, positions
+        #: written up to), in ``time.perf_counter`` seconds.
+        self.pieces = 0
+        self.longest_piece = 0.0
+        self.piece_log: list[tuple[float, float, int]] = []
         # Per-run and per-batch state (see run/_process).
         #: (track, second) of every listen this run wrote -> hash of the key that wrote
         #: it (to tell an exact duplicate from another key's listen across batches).
@@ -255,10 +309,37 @@ class BulkSubmitter:
         self._heard = 0
         self.lazy_loads = 0
         self.resolve_steps = 0
-        salt = self.settings.salt
-        chunk_size = min(self.chunk_size, self.batch_size)
+        self.pieces = 0
+        self.longest_piece = 0.0
+        self.piece_log = []
         writer = bulk_writer(self.store)
         self._behind = WriteBehind()
+        every = self.commit_every if self.commit_every is not None else self.store.commit_every
+        pieces = self.in_pieces
+        if pieces is None:
+            pieces = self.store.commit_every is not None
+        if not pieces or self.store.in_transaction:
+            self._run_whole(listens, writer, result, skipped)
+        else:
+            self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
+        self._written = _normalize.ListenMap()
+        result.already_present += self._heard
+        result.skipped = dict(skipped)
+        result.seconds = clock.perf_counter() - started
+        if self.progress is not None:
+            self.progress(result.read)
+        return result
+
+    def _run_whole(
+        self,
+        listens: Iterable[Listen],
+        writer: BulkWriter,
+        result: BulkResult,
+        skipped: Counter[str],
+    ) -> None:
+        """One transaction, matching each chunk as it arrives (PostgreSQL, nested runs)."""
+        salt = self.settings.salt
+        chunk_size = min(self.chunk_size, self.batch_size)
         with ExitStack() as stack:
             opened = False
             batch: _Batch | None = None
@@ -276,7 +357,7 @@ class BulkSubmitter:
                     batch = _Batch()
                     batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
                     batch.step = self._step(catalog_rows, result, chunk_size)
-                self._add(chunk, salt, batch, writer, skipped)
+                self._add(chunk, salt, batch, skipped)
                 full = (
                     len(batch.first) >= self.batch_size or len(batch.gids) >= self.max_batch_listens
                 )
@@ -290,13 +371,129 @@ class BulkSubmitter:
             if batch is not None:
                 self._resolve(batch, writer, skipped)
                 self._finish(batch, writer, result)
-        self._written = _normalize.ListenMap()
-        result.already_present += self._heard
-        result.skipped = dict(skipped)
-        result.seconds = clock.perf_counter() - started
-        if self.progress is not None:
-            self.progress(result.read)
-        return result
+
+    def _run_in_pieces(
+        self,
+        listens: Iterable[Listen],
+        writer: BulkWriter,
+        result: BulkResult,
+        skipped: Counter[str],
+        every: float,
+    ) -> None:
+        """Read the whole file, then match and write it in transactions of ``every`` seconds.
+
+        Nothing is written before the whole file has been read (a file found broken
+        leaves nothing behind). Each transaction ends at a *safe cut* (``safe_cuts``), so
+        that a run killed between two commits and run again gives the catalog of a clean
+        run. A transaction that finds another writer's commit since the previous one
+        starts a new catalog: everything is read again, so the result is the one of the
+        file's remaining listens imported after that commit.
+        """
+        salt = self.settings.salt
+        batch = _Batch()
+        for chunk in _chunks(listens, self.chunk_size):
+            result.read += len(chunk)
+            self._add(chunk, salt, batch, skipped)
+            if self.progress is not None:
+                self.progress(result.read)
+        total = len(batch.gids)
+        if not total:
+            return
+        safe = safe_cuts(batch.times)
+        step = self.resolve_step or self.chunk_size
+        gap = self.store.commit_gap
+        version: int | None = None
+        with self.store.exclusive():
+            writer.begin()
+            try:
+                while batch.pending < total:
+                    with self.store.transaction():
+                        begun = clock.perf_counter()
+                        try:
+                            now = self.store.data_version()
+                            if batch.catalog is None or now is None or now != version:
+                                self._new_catalog(batch, writer, result)
+                            version = now
+                            writer.refresh()
+                            while batch.pending < total:
+                                end = min(batch.pending + step, total)
+                                while not safe[end]:
+                                    end += 1
+                                self._resolve(batch, writer, skipped, end)
+                                if (
+                                    batch.ensured_keys >= self.batch_size
+                                    or batch.pending - batch.since >= self.max_batch_listens
+                                ):
+                                    # Bounds memory, as a batch does in one transaction.
+                                    self._new_catalog(batch, writer, result)
+                                if clock.perf_counter() - begun >= every:
+                                    break
+                            self._write_changes(batch, writer)
+                            self._behind.sync()
+                            # Still under the lock: the order of commits.
+                            ending = clock.perf_counter()
+                        except BaseException:
+                            # The writer thread must be idle before the rollback.
+                            self._behind.close()
+                            raise
+                    committed = clock.perf_counter()
+                    self.pieces += 1
+                    self.longest_piece = max(self.longest_piece, committed - begun)
+                    self.piece_log.append((begun, ending, batch.pending))
+                    # Sent and committed: only the run's ListenMap needs them now.
+                    batch.out_tracks, batch.out_clients = [], []
+                    batch.out_times, batch.sent = array("q"), 0
+                    if batch.pending < total and gap:
+                        self._between(batch, safe, step, committed + gap)
+            finally:
+                self._behind.close()
+                writer.end()
+        if batch.catalog is not None:
+            self._count_catalog(batch.catalog, result)
+        result.duplicates += batch.duplicates
+        result.inserted += batch.inserted
+        result.already_present += batch.already + batch.offered - batch.inserted
+
+    def _between(self, batch: _Batch, safe: bytearray, step: int, until: float) -> None:
+        """The gap between two transactions: no lock held, other writers may commit.
+
+        The time goes to loading the slice of the next steps (reads take no lock in
+        WAL mode). Should another writer commit meanwhile, the next transaction sees
+        it (``data_version``) and starts a new catalog, so what was loaded is dropped.
+        """
+        total = len(batch.gids)
+        pos = batch.pending
+        while pos < total and clock.perf_counter() < until and batch.ensured_keys < self.batch_size:
+            end = min(pos + step, total)
+            while not safe[end]:
+                end += 1
+            self._load_slice(batch, pos, end, set())
+            pos = end
+        left = until - clock.perf_counter()
+        if left > 0:
+            clock.sleep(left)
+
+    def _new_catalog(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
+        """Start matching against the database as it is now (what the old catalog knew
+        is written and, but for the current transaction, committed)."""
+        if batch.catalog is not None:
+            self._write_changes(batch, writer)
+            self._behind.sync()
+            self._count_catalog(batch.catalog, result)
+        batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
+        batch.memo = {}
+        # Provisional ids restart with the catalog: the old ones must not match.
+        batch.local = {}
+        batch.ensured = bytearray(len(batch.first))
+        batch.ensured_keys = 0
+        batch.since = batch.pending
+        self._span = self.store.listen_span(self.user_id)
+
+    def _count_catalog(self, catalog: MemoryCatalog, result: BulkResult) -> None:
+        self.lazy_loads += catalog.lazy_loads
+        result.new_artists += len(catalog.new_artists)
+        result.new_albums += len(catalog.new_albums)
+        result.new_tracks += len(catalog.new_tracks)
 
     def _step(self, catalog_rows: int | None, result: BulkResult, chunk_size: int) -> int:
         """Listens per resolve step for the next batch (see ``resolve_step``)."""
@@ -325,14 +522,11 @@ class BulkSubmitter:
         chunk: list[Listen],
         salt: str,
         batch: _Batch,
-        writer: BulkWriter,
         skipped: Counter[str],
     ) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
         for _, reason in rejected:
             skipped[reason] += 1
-        if self._span is not None:
-            prepared, keys = self._already_heard(prepared, keys, writer)
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
@@ -349,50 +543,63 @@ class BulkSubmitter:
             durations.append(p.duration)
             clients.append(p.client)
 
-    def _already_heard(
-        self, prepared: list[Listen], keys: list[str], writer: BulkWriter
-    ) -> tuple[list[Listen], list[str]]:
-        """Drop the listens heard before this run (``listen.heard_before``).
+    def _heard_at(self, batch: _Batch, start: int, end: int, writer: BulkWriter) -> set[int]:
+        """The seconds among positions [start, end) heard before this run (``listen``).
 
         Only seconds inside the span of the user's earlier listens are asked about, in
-        one set query per chunk. The database then holds the listens from before the
-        run and the run's own inserts (all handed over, after the sync); ``_written``
-        names the latter. A second heard before is skipped whole, so the run never
-        writes a listen there: what it wrote is always its own insert.
+        one set query. The database then holds the listens from before the run and the
+        run's own inserts (all handed over, after the sync); ``_written`` names the
+        latter. A second heard before is skipped whole, so the run never writes a listen
+        there: what it wrote is always its own insert.
         """
-        assert self._span is not None
+        if self._span is None:
+            return set()
         lo, hi = self._span
-        times = {p.time for p in prepared if lo <= p.time <= hi}
+        times = {t for t in batch.times[start:end] if lo <= t <= hi}
         if not times:
-            return prepared, keys
+            return set()
         self._behind.sync()
         written = self._written
-        heard = {
+        return {
             t
             for t, track_id in writer.listens_at(times, self.user_id)
             if written.get(track_id, t) is None
         }
-        if not heard:
-            return prepared, keys
-        kept_p: list[Listen] = []
-        kept_k: list[str] = []
-        for p, key in zip(prepared, keys, strict=True):
-            if p.time in heard:
-                self._heard += 1
-            else:
-                kept_p.append(p)
-                kept_k.append(key)
-        return kept_p, kept_k
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _resolve(self, batch: _Batch, writer: BulkWriter, skipped: Counter[str]) -> None:
-        """Resolve the pending positions, in file order (one step: a chunk, or the batch).
+    def _load_slice(self, batch: _Batch, start: int, end: int, heard: set[int]) -> None:
+        """Load the slice that keys of positions [start, end) new to the catalog can touch
+        (not those whose listens are all heard before)."""
+        gids, times, first = batch.gids, batch.times, batch.first
+        ensured = batch.ensured
+        if len(ensured) < len(first):
+            ensured.extend(bytes(len(first) - len(ensured)))
+        if heard:
+            step_keys = {gids[pos] for pos in range(start, end) if times[pos] not in heard}
+        else:
+            step_keys = set(gids[start:end])
+        fresh = [gid for gid in step_keys if not ensured[gid]]
+        if fresh:
+            seps = self.settings.compiled
+            needs = Needs()
+            for gid in fresh:
+                ensured[gid] = 1
+                needs.add(first[gid], seps)
+            batch.ensured_keys += len(fresh)
+            assert batch.catalog is not None
+            batch.catalog.ensure(needs)
 
-        The catalog slice is loaded only for the keys this step brings into the batch.
-        Between steps only this run writes the catalog tables, so a key loaded later
-        sees what it would have seen at the batch's start plus the batch's own changes,
-        which memory holds.
+    def _resolve(
+        self, batch: _Batch, writer: BulkWriter, skipped: Counter[str], end: int | None = None
+    ) -> None:
+        """Resolve the pending positions up to ``end`` (default: all), in file order.
+
+        One step: a chunk, or the batch. The catalog slice is loaded only for the keys
+        this step brings into the catalog. While a catalog lives only this run writes
+        the catalog tables (a run committing in pieces starts a new catalog when another
+        writer committed in between), so a key loaded later sees what it would have seen
+        at the catalog's start plus the run's own changes, which memory holds.
         """
         seps = self.settings.compiled
         memo = batch.memo
@@ -402,15 +609,11 @@ class BulkSubmitter:
         first = batch.first
 
         self.resolve_steps += 1
-        fresh = range(batch.asked, len(batch.keys))
-        batch.asked = len(batch.keys)
-        start, batch.pending = batch.pending, len(gids)
-        if fresh:
-            # The slice the new keys can touch.
-            needs = Needs()
-            for gid in fresh:
-                needs.add(first[gid], seps)
-            catalog.ensure(needs)
+        end = len(gids) if end is None else end
+        start, batch.pending = batch.pending, end
+        times = batch.times
+        heard = self._heard_at(batch, start, end, writer)
+        self._load_slice(batch, start, end, heard)
         # What the previous step created and changed is written while this one is matched
         # (after this step's queries: they must not wait for it).
         self._write_changes(batch, writer)
@@ -421,8 +624,11 @@ class BulkSubmitter:
         local = batch.local
         out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
         duplicates = already = 0
-        times, durations, clients = batch.times, batch.durations, batch.clients
-        for pos in range(start, len(gids)):
+        durations, clients = batch.durations, batch.clients
+        for pos in range(start, end):
+            if heard and times[pos] in heard:
+                self._heard += 1
+                continue
             gid = gids[pos]
             r = memo.get(gid)
             if r is None:
@@ -486,16 +692,12 @@ class BulkSubmitter:
         """Write the batch and count what it did."""
         catalog = batch.catalog
         assert catalog is not None
-        self.lazy_loads += catalog.lazy_loads
         self._write_changes(batch, writer)
         self._behind.sync()
-        inserted = batch.inserted
+        self._count_catalog(catalog, result)
         result.duplicates += batch.duplicates
-        result.inserted += inserted
-        result.already_present += batch.already + len(batch.out_tracks) - inserted
-        result.new_artists += len(catalog.new_artists)
-        result.new_albums += len(catalog.new_albums)
-        result.new_tracks += len(catalog.new_tracks)
+        result.inserted += batch.inserted
+        result.already_present += batch.already + batch.offered - batch.inserted
 
     # --- writing -------------------------------------------------------------------------
 
@@ -675,6 +877,7 @@ class BulkSubmitter:
         # The listens matched since the last call. '' on SQLite, NULL on PostgreSQL for
         # an empty client, as the live path stores it.
         start, batch.sent = batch.sent, len(batch.out_tracks)
+        batch.offered += batch.sent - start
         out_tracks = batch.out_tracks[start:]
         out_times = batch.out_times[start:]
         out_clients = batch.out_clients[start:]

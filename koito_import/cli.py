@@ -257,6 +257,18 @@ def run(
             show_default=False,
         ),
     ] = None,
+    lock_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-seconds",
+            envvar="KOITO_IMPORT_LOCK_SECONDS",
+            min=0.0,
+            help="SQLite: commit at least this often, so that a running Koito can write "
+            "between the import's transactions (0: after every step of 4,096 listens). "
+            "[default: 0.25]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import export files into a Koito database (by default ./koito.db)."""
     import orjson
@@ -282,6 +294,7 @@ def run(
         mode=mode,  # type: ignore[arg-type]
         dry_run=dry_run,
         workers=parallel.DEFAULT_WORKERS if workers is None else workers,
+        commit_every=lock_seconds,
     )
     target = resolve_target(db)
     try:
@@ -397,7 +410,11 @@ def main(argv: list[str] | None = None) -> Any:
         # Without standalone mode, typer returns (not raises) 130 for a KeyboardInterrupt.
         returned = app(args=argv, prog_name="koito-import", standalone_mode=False)
     except _Terminated as exc:
-        _report(exc, "terminated (SIGTERM); the file being imported was rolled back")
+        _report(
+            exc,
+            "terminated (SIGTERM); the transaction under way was rolled back "
+            "(the same command again completes the import)",
+        )
         return sys.exit(EXIT_TERMINATED)
     except typer.Exit as exc:
         return sys.exit(exc.exit_code)

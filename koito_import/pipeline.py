@@ -4,8 +4,9 @@ Data flows one way. Plugins only parse; the import window and the skip accountin
 format-independent and live here; writing is either the bulk path (default) or the
 per-listen reference path (Koito's SubmitListen, listen by listen).
 
-Atomicity is per file: everything one file contributes is written in one transaction,
-so a file that turns out to be truncated or corrupt halfway leaves nothing behind.
+Atomicity is per file: a file that turns out to be truncated or corrupt halfway leaves
+nothing behind (one transaction, or, on SQLite, several that begin once the whole file
+has been read: ``bulk``).
 Files are processed in the order given (matching depends on order).
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time as clock
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -47,6 +48,8 @@ class ImportOptions:
     #: Parse worker processes reading files ahead of the writer (0: parse in-process).
     #: See ``koito_import.parallel``; inputs too small to gain are parsed in-process.
     workers: int = 0
+    #: Seconds of write lock between commits of a file in pieces (None: the store's).
+    commit_every: float | None = None
 
 
 @dataclass
@@ -162,9 +165,12 @@ def _write_bulk(
 ) -> None:
     from koito_import.bulk import BulkSubmitter
 
-    result = BulkSubmitter(store, options.settings, progress=lambda _n: progress(report.read)).run(
-        listens
-    )
+    result = BulkSubmitter(
+        store,
+        options.settings,
+        progress=lambda _n: progress(report.read),
+        commit_every=options.commit_every,
+    ).run(listens)
     report.skipped.update(result.skipped)
     report.duplicates += result.duplicates
     report.inserted += result.inserted
@@ -196,8 +202,12 @@ def import_file(
     report = FileReport(str(path), name)
     listens = _listens(report, items, options)
     write = _write_bulk if options.mode == "bulk" else _write_per_listen
+    # The bulk path commits a file in pieces where the store wants that (SQLite beside a
+    # running Koito: ``bulk``); it reads the whole file before its first commit, so a bad
+    # file still leaves nothing behind. Otherwise the file is one transaction here.
+    in_pieces = options.mode == "bulk" and store.commit_every is not None
     try:
-        with store.transaction():
+        with nullcontext() if in_pieces else store.transaction():
             write(store, listens, report, options, progress)
             if report.inserted + report.already_present == 0:
                 reasons = (

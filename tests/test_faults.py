@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import psutil
 import pytest
 
@@ -114,7 +115,8 @@ def test_sigterm_ends_the_run_with_143_and_one_line(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert err.strip().splitlines() == [
-        "koito-import: error: terminated (SIGTERM); the file being imported was rolled back"
+        "koito-import: error: terminated (SIGTERM); the transaction under way was rolled "
+        "back (the same command again completes the import)"
     ]
     _gone, alive = psutil.wait_procs(kids, timeout=10)
     assert not alive
@@ -134,23 +136,60 @@ def test_no_worker_outlives_a_killed_main_process(tmp_path: Path) -> None:
     assert not alive, "a parse worker outlived the main process"
 
 
-def test_kill_at_random_points_then_rerun_equals_a_clean_import(tmp_path: Path) -> None:
+def _shuffled_with_shared_seconds(src: Path, dst: Path, seed: int) -> Path:
+    """The export unsorted, and every fifth scrobble at the second of another one."""
+    data = orjson.loads(src.read_bytes())
+    rng = random.Random(seed)
+    items = data["scrobbles"]
+    rng.shuffle(items)
+    for i in range(0, len(items), 5):
+        items[i]["time"] = items[rng.randrange(len(items))]["time"]
+    dst.write_bytes(orjson.dumps(data))
+    return dst
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_kill_at_random_points_then_rerun_equals_a_clean_import(tmp_path: Path, order: str) -> None:
+    """Runs that commit after every step (the most cuts), killed anywhere, then re-run."""
     export = generate.write_export(tmp_path / "kill_maloja.json", "maloja", 30_000, seed=6)
-    args = ["run", str(export), "--quiet", "--workers", "1"]
+    if order == "shuffled":
+        export = _shuffled_with_shared_seconds(export, tmp_path / "shuffled.json", seed=8)
+    args = ["run", str(export), "--quiet", "--workers", "1", "--lock-seconds", "0"]
     clean = tmp_path / "clean.db"
     subprocess.run([sys.executable, "-c", CODE, *args, "--db", str(clean)], check=True)
     with open_store(str(clean)) as store:
         expected = catalog_snapshot(store)
+    total = _listens(clean)
     rng = random.Random(7)
+    partial = 0
     for n in range(4):
         db = tmp_path / f"killed{n}.db"
         proc = subprocess.Popen([sys.executable, "-c", CODE, *args, "--db", str(db)])
-        time.sleep(rng.uniform(0.1, 2.0))
+        if n < 2:
+            time.sleep(rng.uniform(0.1, 2.0))
+        else:
+            # Right after some commit: the file is then surely partly written.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                if db.exists() and _listens(db) > n * 1000:
+                    break
+                time.sleep(0.005)
         proc.kill()
         proc.wait(timeout=10)
+        if db.exists():
+            partial += 0 < _listens(db) < total
         done = subprocess.run(
             [sys.executable, "-c", CODE, *args, "--db", str(db)], capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr
         with open_store(str(db)) as store:
             assert catalog_snapshot(store) == expected, f"kill {n}"
+    assert partial >= 1, "no kill landed between two commits"
+
+
+def _listens(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT count(*) FROM listens").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,11 @@ class Store(ABC):
     display_name: str
     #: True when this run created Koito's schema in an empty database.
     created: bool = False
+    #: Seconds a bulk run may hold the database's write lock before it commits what it
+    #: has and lets other writers in; None: a file is one transaction (see ``bulk``).
+    commit_every: float | None = None
+    #: Seconds between such commits with no lock held (see ``SqliteStore``).
+    commit_gap: float = 0.0
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -64,6 +69,23 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside ``transaction()`` (a bulk run then cannot commit in pieces)."""
+        return False
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Keep other koito-import writers out across several transactions.
+
+        Transactions of other koito-import processes wait until this ends; writers that
+        are not koito-import (Koito itself) do not. Re-entrant.
+        """
+        return nullcontext()
+
+    def data_version(self) -> int | None:
+        """A number that changes when another connection commits; None when unknown."""
+        return None
 
     #: SQL for a listen's time parameter (SQLite stores unix seconds, PostgreSQL timestamptz).
     listen_time_sql = "?"

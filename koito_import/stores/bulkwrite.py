@@ -70,6 +70,9 @@ class BulkWriter(ABC):
     def end(self) -> None:  # noqa: B027 - optional hook
         """Undo per-run connection settings (called whether the run failed or not)."""
 
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """Forget what was read of the database: a new transaction of the run begins."""
+
     def catalog_rows(self, limit: int) -> int | None:
         """The catalog's tracks, counted up to ``limit``, where slice queries scan tables.
 
@@ -140,6 +143,10 @@ class SqliteBulkWriter(BulkWriter):
             self._saved_cache = current
             self.conn.execute(f"PRAGMA cache_size = {wanted}")
 
+    def refresh(self) -> None:
+        # Another writer may have added rows since the previous transaction.
+        self._next_id = {}
+
     def end(self) -> None:
         if self._saved_cache is not None:
             self.conn.execute(f"PRAGMA cache_size = {self._saved_cache}")
@@ -149,7 +156,8 @@ class SqliteBulkWriter(BulkWriter):
         # The store holds BEGIN IMMEDIATE, so nobody else can insert until we commit;
         # Koito's tables use plain INTEGER PRIMARY KEY (no AUTOINCREMENT), whose next
         # rowid is max(rowid) + 1: exactly the ids the per-listen path would get. The
-        # maximum is read once per run: rows of ids handed out may not be written yet.
+        # maximum is read once per transaction: rows of ids handed out may not be
+        # written yet.
         if count == 0:
             return []
         top = self._next_id.get(table)
@@ -272,6 +280,10 @@ class PostgresBulkWriter(BulkWriter):
             "(track_id int4, t int8, client text) ON COMMIT DROP"
         )
         self._staged = True
+
+    def refresh(self) -> None:
+        # The staging table went with the previous transaction's commit.
+        self._staged = False
 
     def end(self) -> None:
         if self._saved_threshold is not None:

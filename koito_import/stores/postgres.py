@@ -88,6 +88,10 @@ class PostgresStore(Store):
         with self.conn.cursor() as cur:
             cur.executemany(self._pg(sql), rows)
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A transaction that is the only koito-import writer of this database's catalog.
