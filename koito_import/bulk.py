@@ -415,10 +415,12 @@ class BulkSubmitter:
                                 self._new_catalog(batch, writer, result)
                             version = now
                             writer.refresh()
+                            last = 0.0
                             while batch.pending < total:
                                 end = min(batch.pending + step, total)
                                 while not safe[end]:
                                     end += 1
+                                started = clock.perf_counter()
                                 self._resolve(batch, writer, skipped, end)
                                 if (
                                     batch.ensured_keys >= self.batch_size
@@ -426,7 +428,11 @@ class BulkSubmitter:
                                 ):
                                     # Bounds memory, as a batch does in one transaction.
                                     self._new_catalog(batch, writer, result)
-                                if clock.perf_counter() - begun >= every:
+                                # Stop before a step that would end past the budget (the
+                                # next one, and the last writes, take about as long).
+                                now_ = clock.perf_counter()
+                                last = now_ - started
+                                if now_ - begun + last >= every:
                                     break
                             self._write_changes(batch, writer)
                             self._behind.sync()
@@ -444,7 +450,12 @@ class BulkSubmitter:
                     batch.out_tracks, batch.out_clients = [], []
                     batch.out_times, batch.sent = array("q"), 0
                     if batch.pending < total and gap:
-                        self._between(batch, safe, step, committed + gap)
+                        # Other writers' turn (see ``SqliteStore``); a checkpoint
+                        # meanwhile.
+                        writer.idle()
+                        left = committed + gap - clock.perf_counter()
+                        if left > 0:
+                            clock.sleep(left)
             finally:
                 self._behind.close()
                 writer.end()
@@ -453,25 +464,6 @@ class BulkSubmitter:
         result.duplicates += batch.duplicates
         result.inserted += batch.inserted
         result.already_present += batch.already + batch.offered - batch.inserted
-
-    def _between(self, batch: _Batch, safe: bytearray, step: int, until: float) -> None:
-        """The gap between two transactions: no lock held, other writers may commit.
-
-        The time goes to loading the slice of the next steps (reads take no lock in
-        WAL mode). Should another writer commit meanwhile, the next transaction sees
-        it (``data_version``) and starts a new catalog, so what was loaded is dropped.
-        """
-        total = len(batch.gids)
-        pos = batch.pending
-        while pos < total and clock.perf_counter() < until and batch.ensured_keys < self.batch_size:
-            end = min(pos + step, total)
-            while not safe[end]:
-                end += 1
-            self._load_slice(batch, pos, end, set())
-            pos = end
-        left = until - clock.perf_counter()
-        if left > 0:
-            clock.sleep(left)
 
     def _new_catalog(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
         """Start matching against the database as it is now (what the old catalog knew

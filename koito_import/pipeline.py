@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from koito_import import plugins
-from koito_import.errors import InputError
+from koito_import.errors import DatabaseError, InputError
 from koito_import.listen import Listen
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store, write_failure
@@ -64,6 +64,8 @@ class FileReport:
     new_artists: int = 0
     new_albums: int = 0
     new_tracks: int = 0
+    #: Transactions of this file already committed (a run in pieces; see ``bulk``).
+    committed_pieces: int = 0
 
 
 @dataclass
@@ -165,12 +167,16 @@ def _write_bulk(
 ) -> None:
     from koito_import.bulk import BulkSubmitter
 
-    result = BulkSubmitter(
+    submitter = BulkSubmitter(
         store,
         options.settings,
         progress=lambda _n: progress(report.read),
         commit_every=options.commit_every,
-    ).run(listens)
+    )
+    try:
+        result = submitter.run(listens)
+    finally:
+        report.committed_pieces = submitter.pieces
     report.skipped.update(result.skipped)
     report.duplicates += result.duplicates
     report.inserted += result.inserted
@@ -226,6 +232,11 @@ def import_file(
         failure = write_failure(store, exc)
         if failure is None:
             raise
+        if report.committed_pieces:
+            # Whole transactions of the file are in; a re-run completes it exactly.
+            failure = DatabaseError(
+                f"{failure}; {path} is partly imported, the same command again completes it"
+            )
         raise failure from exc
     progress(report.read)
     return report

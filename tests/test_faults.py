@@ -64,7 +64,11 @@ def test_disk_full_is_a_database_error_and_keeps_what_was_there(
     assert err.count("\n") == 1 and str(db) in err and "full" in err
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT count(*) FROM listens").fetchone()[0] == before
+        after = conn.execute("SELECT count(*) FROM listens").fetchone()[0]
+    # Whole transactions only: none of the file, or some pieces and the message says so
+    # (a re-run once there is room completes it: test_kill_... shows re-runs are exact).
+    assert after >= before
+    assert (after > before) == ("partly imported" in err), err
 
 
 def _start_import(tmp_path: Path) -> tuple[subprocess.Popen, Path]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import generate
+from benchmarks import generate, live_writer
 from koito_import.bulk import BulkSubmitter, safe_cuts
 from koito_import.listen import Listen
 from koito_import.snapshot import catalog_snapshot, table_rows
@@ -141,52 +141,13 @@ def test_import_beside_a_live_writer_equals_koito_in_commit_order(tmp_path: Path
     ref.close()
 
 
-KOITO_WRITER = r"""
-import sqlite3, sys, time
-db, stop_file = sys.argv[1], sys.argv[2]
-conn = sqlite3.connect(db, timeout=5.0, isolation_level=None)
-conn.execute("PRAGMA journal_mode = WAL")
-ok = failed = 0
-longest = 0.0
-import os
-n = 0
-while not os.path.exists(stop_file):
-    time.sleep(0.2)
-    n += 1
-    began = time.perf_counter()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO artists (musicbrainz_id) VALUES (NULL)")
-        aid = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        conn.execute(
-            "INSERT INTO artist_aliases (artist_id, alias, source, is_primary) "
-            "VALUES (?, ?, 'Canonical', 1)", (aid, f"Live {n}"))
-        conn.execute("COMMIT")
-        ok += 1
-    except sqlite3.OperationalError as exc:
-        failed += 1
-        print("FAILED", exc, file=sys.stderr, flush=True)
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.OperationalError:
-            pass
-    longest = max(longest, time.perf_counter() - began)
-print(ok, failed, round(longest, 3), flush=True)
-"""
-
-
 def test_a_koito_like_writer_never_fails_during_a_large_import(tmp_path: Path) -> None:
     """busy_timeout 5000, a write every 200 ms, all through a CLI import of a large file."""
     export = generate.write_export(tmp_path / "big.json", "maloja", 150_000, seed=22)
     db = tmp_path / "koito.db"
     open_store(str(db)).close()
     stop = tmp_path / "stop"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", KOITO_WRITER, str(db), str(stop)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    writer = live_writer.start_writer(db, stop, every=0.2)
     try:
         time.sleep(0.5)
         code = "from koito_import.cli import main; main()"
@@ -197,16 +158,14 @@ def test_a_koito_like_writer_never_fails_during_a_large_import(tmp_path: Path) -
             timeout=600,
         )
     finally:
-        stop.touch()
-        out, err = writer.communicate(timeout=30)
+        ok, failed, _longest, err = live_writer.stop_writer(writer, stop)
     assert done.returncode == 0, done.stderr
-    ok, failed, _longest = out.split()
-    assert int(failed) == 0, err
-    assert int(ok) >= 5
+    assert failed == 0, err
+    assert ok >= 5
     with sqlite3.connect(db) as conn:
         listens = conn.execute("SELECT count(*) FROM listens").fetchone()[0]
         live = conn.execute(
             "SELECT count(*) FROM artist_aliases WHERE alias LIKE 'Live %'"
         ).fetchone()[0]
     assert listens > 100_000
-    assert live == int(ok)
+    assert live == ok

@@ -73,6 +73,9 @@ class BulkWriter(ABC):
     def refresh(self) -> None:  # noqa: B027 - optional hook
         """Forget what was read of the database: a new transaction of the run begins."""
 
+    def idle(self) -> None:  # noqa: B027 - optional hook
+        """Housekeeping between two transactions of a run, while no lock is held."""
+
     def catalog_rows(self, limit: int) -> int | None:
         """The catalog's tracks, counted up to ``limit``, where slice queries scan tables.
 
@@ -122,6 +125,7 @@ class SqliteBulkWriter(BulkWriter):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self._saved_cache: int | None = None
+        self._saved_checkpoint: int | None = None
         self._next_id: dict[str, int] = {}
 
     ordered_join = "CROSS JOIN"
@@ -136,6 +140,12 @@ class SqliteBulkWriter(BulkWriter):
 
     def begin(self) -> None:
         self._next_id = {}
+        # Checkpoints run between the run's transactions (``idle``), not inside COMMIT:
+        # a run in pieces commits a few times a second and each commit would copy the
+        # WAL back (measured: 0.3 s of 7.8 s at 300k listens), while the pause between
+        # transactions would go unused.
+        (self._saved_checkpoint,) = self.conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         (current,) = self.conn.execute("PRAGMA cache_size").fetchone()
         wanted = -SQLITE_IMPORT_CACHE_KIB
         # Negative values are KiB, positive are pages; only ever make the cache larger.
@@ -147,7 +157,16 @@ class SqliteBulkWriter(BulkWriter):
         # Another writer may have added rows since the previous transaction.
         self._next_id = {}
 
+    def idle(self) -> None:
+        # PASSIVE: copies what it can without waiting for, or blocking, any writer.
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
     def end(self) -> None:
+        if self._saved_checkpoint is not None:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._saved_checkpoint)}")
+            self._saved_checkpoint = None
+            if not self.store.in_transaction:
+                self.idle()
         if self._saved_cache is not None:
             self.conn.execute(f"PRAGMA cache_size = {self._saved_cache}")
             self._saved_cache = None

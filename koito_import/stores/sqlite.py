@@ -5,12 +5,12 @@ keep running beside an import; the connection runs in autocommit mode and transa
 are explicit (``BEGIN IMMEDIATE`` takes the write lock up front instead of failing midway).
 
 Koito keeps its database open and writes to it (live scrobbles, enrichment, edits) with a
-busy timeout of 5 s. So a bulk run never holds the write lock for long: it commits at
-least every ``commit_every`` seconds and then leaves the lock free for ``commit_gap``
-seconds. The gap is sized for SQLite's busy handler, which a waiting writer runs: it
-sleeps and retries, every 100 ms after its first few tries, so a gap of 60 ms after at
-most ~0.35 s of lock is met by some retry within the waiter's 5 s (tests/test_live_koito.py
-runs such a writer through a large import).
+busy timeout of 5 s. So a bulk run never holds the write lock for long: it commits
+before a transaction would pass ``commit_every`` seconds and then leaves the lock free
+for ``commit_gap`` seconds. The gap is sized for SQLite's busy handler, which a waiting
+writer runs: it sleeps and retries, every 100 ms after its first few tries, so a gap of
+60 ms after ~0.4 s of lock is met by some retry well within the waiter's 5 s
+(tests/test_live_koito.py runs such a writer through a large import).
 
 Between koito-import processes, ``exclusive`` adds an advisory ``flock`` on a file beside
 the database (``<db>-import-lock``, empty, left in place: removing it would let two
@@ -39,7 +39,7 @@ LOCK_SUFFIX = "-import-lock"
 
 class SqliteStore(Store):
     dialect = "sqlite"
-    commit_every = 0.25
+    commit_every = 0.4
     commit_gap = 0.06
 
     def __init__(self, path: str | Path, *, cache_mb: int = 64) -> None:
