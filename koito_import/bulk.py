@@ -92,6 +92,8 @@ CHUNK = 4096
 #: (Koito's schema has no b-tree on the alias columns) each round scans the alias
 #: tables, so it pays only while the catalog is small: below this many tracks.
 SMALL_CATALOG = 20_000
+#: The fewest listens a step of a run in pieces takes (see ``_run_in_pieces``).
+MIN_STEP = 256
 #: The GIL switch interval while a run writes behind its matching (see ``run``).
 SWITCH_INTERVAL = 0.0002
 
@@ -400,7 +402,11 @@ class BulkSubmitter:
         if not total:
             return
         safe = safe_cuts(batch.times)
-        step = self.resolve_step or self.chunk_size
+        # Listens per step: at most ``chunk_size`` (or the explicit ``resolve_step``), fewer
+        # while steps are slow (a new catalog matches everything afresh), so that the
+        # budget is checked often enough to be kept.
+        most = self.resolve_step or self.chunk_size
+        step = most
         gap = self.store.commit_gap
         version: int | None = None
         with self.store.exclusive():
@@ -420,7 +426,7 @@ class BulkSubmitter:
                                 end = min(batch.pending + step, total)
                                 while not safe[end]:
                                     end += 1
-                                started = clock.perf_counter()
+                                started, done = clock.perf_counter(), batch.pending
                                 self._resolve(batch, writer, skipped, end)
                                 if (
                                     batch.ensured_keys >= self.batch_size
@@ -432,6 +438,9 @@ class BulkSubmitter:
                                 # next one, and the last writes, take about as long).
                                 now_ = clock.perf_counter()
                                 last = now_ - started
+                                if self.resolve_step is None and every > 0:
+                                    per = max(last, 1e-6) / max(1, end - done)
+                                    step = max(MIN_STEP, min(most, int(every / 4 / per)))
                                 if now_ - begun + last >= every:
                                     break
                             self._write_changes(batch, writer)

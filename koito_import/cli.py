@@ -274,10 +274,10 @@ def run(
     import orjson
 
     from koito_import import parallel, plugins
-    from koito_import.inputs import spooled
+    from koito_import.inputs import check_inputs, spooled
     from koito_import.pipeline import ImportOptions, reading, run_import
     from koito_import.progress import listen_progress, print_summary
-    from koito_import.stores import display_target, open_store, resolve_target
+    from koito_import.stores import display_target, open_store, resolve_target, sqlite_path
 
     if mode not in ("bulk", "per-listen"):
         raise UsageError(f"--mode must be 'bulk' or 'per-listen', not {mode!r}")
@@ -297,28 +297,70 @@ def run(
         commit_every=lock_seconds,
     )
     target = resolve_target(db)
+    created: list[Path] = []
     try:
-        with (
-            spooled(files) as (inputs, names),
-            # Parse workers start first: they read while the database opens.
-            reading(inputs, options) as source,
-            _dry_run_target(target, dry_run) as effective,
-            open_store(effective, read_only=dry_run) as store,
-            listen_progress(not quiet) as progress,
-        ):
-            summary = run_import(store, inputs, options, progress, source)
+        with spooled(files) as (inputs, names):
+            # Every input is checked before the database is opened: a mistyped name
+            # neither creates a database nor leaves earlier files imported.
+            check_inputs(inputs, names)
+            with (
+                # Parse workers start first: they read while the database opens.
+                reading(inputs, options) as source,
+                _dry_run_target(target, dry_run) as effective,
+                open_store(effective, read_only=dry_run) as store,
+                listen_progress(not quiet) as progress,
+            ):
+                if store.created and not dry_run and sqlite_path(effective) is not None:
+                    created.append(Path(store.display_name))
+                summary = run_import(store, inputs, options, progress, source)
     except InputError as exc:
+        _forget_new_database(created)
         if exc.path not in names:
             raise
         raise InputError(names[exc.path], exc.where, exc.reason) from exc
+    except BaseException:
+        _forget_new_database(created)
+        raise
     for report in summary.files:
         report.path = names.get(report.path, report.path)
+        if report.error is not None and report.error.path in names:
+            e = report.error
+            report.error = InputError(names[e.path], e.where, e.reason)
     if dry_run:
         summary.database = display_target(target)
+    nothing = len(summary.failed) == len(summary.files)
+    if nothing:
+        _forget_new_database(created)
+    elif store.created and not dry_run:
+        typer.echo(
+            f"koito-import: created a new Koito database: {store.display_name} "
+            "(login admin / changeme)",
+            err=True,
+        )
     if json_out:
         typer.echo(orjson.dumps(summary.as_dict()).decode())
-    elif not quiet:
+    elif not quiet and not nothing:
+        # When every file failed, their one-line errors are all there is to say.
         print_summary(summary)
+    if summary.failed:
+        for report in summary.failed:
+            typer.echo(f"koito-import: error: {report.error}", err=True)
+        raise typer.Exit(InputError.exit_code)
+
+
+def _forget_new_database(created: list[Path]) -> None:
+    """A run that failed leaves no database it created behind (if it holds no listen)."""
+    import sqlite3
+
+    for path in created:
+        try:
+            with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+                if conn.execute("SELECT count(*) FROM listens").fetchone()[0]:
+                    continue
+        except sqlite3.Error:
+            continue
+        for suffix in ("", "-wal", "-shm", "-journal", "-import-lock"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextmanager
@@ -422,7 +464,11 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         return sys.exit(getattr(exc, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt) as exc:
-        _report(exc, "interrupted")
+        _report(
+            exc,
+            "interrupted; the transaction under way was rolled back "
+            "(the same command again completes the import)",
+        )
         return sys.exit(EXIT_INTERRUPTED)
     except KoitoImportError as exc:
         text = str(exc).strip()
@@ -439,7 +485,11 @@ def main(argv: list[str] | None = None) -> Any:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if returned == EXIT_INTERRUPTED:
-        typer.echo("koito-import: error: interrupted", err=True)
+        typer.echo(
+            "koito-import: error: interrupted; the transaction under way was rolled back "
+            "(the same command again completes the import)",
+            err=True,
+        )
         return sys.exit(EXIT_INTERRUPTED)
     return sys.exit(returned if isinstance(returned, int) else 0)
 

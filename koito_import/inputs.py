@@ -63,3 +63,21 @@ def spooled(paths: list[Path]) -> Iterator[tuple[list[Path], dict[str, str]]]:
             out.append(copy)
             names[str(copy)] = shown
         yield out, names
+
+
+def check_inputs(paths: list[Path], names: dict[str, str]) -> None:
+    """InputError for the first input that is missing, a folder or unreadable.
+
+    Run before anything is opened or written, so that a mistyped name costs nothing.
+    """
+    for path in paths:
+        shown = names.get(str(path), str(path))
+        if not path.exists():
+            raise InputError(shown, "", "no such file")
+        if path.is_dir():
+            raise InputError(shown, "", "is a folder; give the export files in it")
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise InputError(shown, "", f"cannot be read: {exc.strerror or exc}") from None

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from koito_import import plugins
+from koito_import.errors import InputError
 from koito_import.listen import Listen
 from koito_import.records import ParseOptions, Skip
 
@@ -262,7 +263,9 @@ def _work(
             except BaseException as exc:
                 kind, data = _portable(exc)
                 put(("error", index, kind, data, traceback.format_exc()))
-                break  # the run stops at this file: nothing after it is wanted
+                if not isinstance(exc, InputError):
+                    break  # not the file's fault: the run stops here
+                # A bad file is a row of the summary; the run goes on with the next.
     except BaseException:
         code = 1
     ready.put(None)

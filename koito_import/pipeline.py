@@ -66,6 +66,10 @@ class FileReport:
     new_tracks: int = 0
     #: Transactions of this file already committed (a run in pieces; see ``bulk``).
     committed_pieces: int = 0
+    #: Why nothing of the file was imported: it could not be read (``error``: the run
+    #: then exits 1 after the other files), or it holds no importable listen (``note``).
+    error: InputError | None = None
+    note: str = ""
 
 
 @dataclass
@@ -75,6 +79,10 @@ class RunSummary:
     dry_run: bool
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [f for f in self.files if f.error is not None]
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -99,6 +107,8 @@ class RunSummary:
                 {
                     "path": f.path,
                     "plugin": f.plugin,
+                    "error": str(f.error) if f.error is not None else None,
+                    "note": f.note or None,
                     "read": f.read,
                     "skipped": dict(f.skipped),
                     "duplicates": f.duplicates,
@@ -215,14 +225,12 @@ def import_file(
     try:
         with nullcontext() if in_pieces else store.transaction():
             write(store, listens, report, options, progress)
-            if report.inserted + report.already_present == 0:
-                reasons = (
-                    ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()) or "it is empty"
-                )
-                raise InputError(
-                    str(path),
-                    "",
-                    f"no importable listen in this file ({report.read} items read; {reasons})",
+            if report.inserted + report.already_present + report.duplicates == 0:
+                # Not an error: real exports hold such files (Spotify's video and podcast
+                # histories, a year outside --since); the summary row says why.
+                report.note = (
+                    ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common())
+                    or "nothing in it"
                 )
             if options.dry_run:
                 raise _Rollback
@@ -267,7 +275,8 @@ def run_import(
     progress: Callable[[int], None] = lambda n: None,
     source: Prefetch | None = None,
 ) -> RunSummary:
-    """Import files in the order given; a bad file stops the run (files before it stay).
+    """Import files in the order given; a file that cannot be read is a summary row
+    with its error (nothing of it written) and the run goes on with the next.
 
     ``source``: what :func:`reading` yielded for the same paths; without it, this decides
     and starts the workers itself.
@@ -280,10 +289,14 @@ def run_import(
         if source is None:
             source = stack.enter_context(reading(paths, options))
         for i, path in enumerate(paths):
-            opened = source.open(i) if source is not None else None
-            report = import_file(
-                store, path, options, lambda n, base=done: progress(base + n), opened
-            )
+            try:
+                opened = source.open(i) if source is not None else None
+                report = import_file(
+                    store, path, options, lambda n, base=done: progress(base + n), opened
+                )
+            except InputError as exc:
+                # Nothing of this file was written; the other files still are.
+                report = FileReport(str(path), options.plugin or "", error=exc)
             summary.files.append(report)
             done += report.read
     summary.seconds = clock.perf_counter() - started

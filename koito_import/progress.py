@@ -73,3 +73,21 @@ def print_summary(summary: RunSummary, stream=None) -> None:
     table.add_row("seconds", f"{summary.seconds:.2f}")
     table.add_row("listens per second", f"{summary.listens_per_second:,.0f}")
     console.print(table)
+    if len(summary.files) > 1 or any(f.error or f.note for f in summary.files):
+        files = Table(title="files", width=min(console.width, 80))
+        files.add_column("file", overflow="fold", ratio=3)
+        files.add_column("plugin")
+        files.add_column("read", justify="right")
+        files.add_column("inserted", justify="right")
+        files.add_column("outcome", overflow="fold", ratio=2)
+        for f in summary.files:
+            if f.error is not None:
+                outcome = f"error: {f.error.reason}" + (
+                    f" ({f.error.where})" if f.error.where else ""
+                )
+            elif f.note:
+                outcome = f"nothing importable: {f.note}"
+            else:
+                outcome = "ok"
+            files.add_row(f.path, f.plugin, f"{f.read:,}", f"{f.inserted:,}", outcome)
+        console.print(files)

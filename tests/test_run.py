@@ -147,15 +147,41 @@ def test_files_are_imported_in_the_order_given(capsys, tmp_path: Path) -> None:
     assert (count(first, "tracks"), count(second, "tracks")) == (2, 1)
 
 
-def test_file_without_importable_listens_is_an_error(capsys, tmp_path: Path) -> None:
+def test_file_without_importable_listens_is_a_summary_row(capsys, tmp_path: Path) -> None:
+    """Real exports hold such files (Spotify's video histories): a row, not a failure."""
     f = maloja(tmp_path / "m.json", scrobble(1, title=""), scrobble(2, artist=""))
+    good = maloja(tmp_path / "good.json", scrobble(3))
     db = str(tmp_path / "k.db")
-    code, _, err = cli(capsys, "run", str(f), "--db", db)
+    code, out, err = cli(capsys, "run", str(f), str(good), "--db", db, "--json")
+    assert code == 0, err
+    files = json.loads(out)["files"]
+    assert [x["path"] for x in files] == [str(f), str(good)]
+    assert files[0]["note"] and "missing_title: 1" in files[0]["note"]
+    assert files[0]["error"] is None and files[1]["note"] is None
+    assert count(db, "listens") == 1
+
+
+def test_a_bad_file_does_not_stop_the_others(capsys, tmp_path: Path) -> None:
+    good = maloja(tmp_path / "good.json", scrobble(3))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"scrobbles": [')
+    later = maloja(tmp_path / "later.json", scrobble(4, title="Other"))
+    db = str(tmp_path / "k.db")
+    code, out, err = cli(capsys, "run", str(good), str(bad), str(later), "--db", db, "--json")
     assert code == 1
-    assert err.startswith(
-        f"koito-import: error: {f}: no importable listen in this file (2 items read;"
-    )
-    assert count(db, "listens") == 0
+    assert [x["error"] is not None for x in json.loads(out)["files"]] == [False, True, False]
+    errors = [line for line in err.splitlines() if line.startswith("koito-import: error: ")]
+    assert len(errors) == 1 and str(bad) in errors[0]
+    assert count(db, "listens") == 2
+
+
+def test_a_missing_file_is_noticed_before_anything_is_written(capsys, tmp_path: Path) -> None:
+    good = maloja(tmp_path / "good.json", scrobble(3))
+    db = tmp_path / "k.db"
+    code, _, err = cli(capsys, "run", str(good), str(tmp_path / "nope.json"), "--db", str(db))
+    assert code == 1
+    assert err == f"koito-import: error: {tmp_path / 'nope.json'}: no such file\n"
+    assert not db.exists()
 
 
 def test_truncated_file_writes_nothing(capsys, db_target: str, tmp_path: Path) -> None:
@@ -229,8 +255,8 @@ def test_spotify_thirty_second_option(capsys, tmp_path: Path) -> None:
     f = tmp_path / "Streaming_History_Audio_2025.json"
     f.write_text(json.dumps([item, {**item, "ts": "2025-01-01T11:00:00Z", "ms_played": 10_000}]))
     db = tmp_path / "k.db"
-    code, _, err = cli(capsys, "run", str(f), "--db", str(db), "--json")
-    assert code == 1 and "not_trackdone: 2" in err
+    code, out, err = cli(capsys, "run", str(f), "--db", str(db), "--json")
+    assert code == 0 and "not_trackdone: 2" in json.loads(out)["files"][0]["note"]
     code, out, err = cli(
         capsys, "run", str(f), "--db", str(db), "--json", "--spotify-min-seconds", "30"
     )
