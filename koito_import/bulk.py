@@ -440,7 +440,7 @@ class BulkSubmitter:
                                 last = now_ - started
                                 if self.resolve_step is None and every > 0:
                                     per = max(last, 1e-6) / max(1, end - done)
-                                    step = max(MIN_STEP, min(most, int(every / 4 / per)))
+                                    step = min(most, max(MIN_STEP, int(every / 4 / per)))
                                 if now_ - begun + last >= every:
                                     break
                             self._write_changes(batch, writer)
