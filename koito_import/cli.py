@@ -352,6 +352,8 @@ def _forget_new_database(created: list[Path]) -> None:
     """A run that failed leaves no database it created behind (if it holds no listen)."""
     import sqlite3
 
+    from koito_import.stores.sqlite import LOCK_SUFFIX
+
     for path in created:
         try:
             with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
@@ -359,7 +361,7 @@ def _forget_new_database(created: list[Path]) -> None:
                     continue
         except sqlite3.Error:
             continue
-        for suffix in ("", "-wal", "-shm", "-journal", "-import-lock"):
+        for suffix in ("", "-wal", "-shm", "-journal", LOCK_SUFFIX):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
