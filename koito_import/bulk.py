@@ -220,6 +220,11 @@ def safe_cuts(times: array) -> bytearray:
     return cuts
 
 
+def commits_in_pieces(store: Store) -> bool:
+    """Whether a bulk run on this store commits a file in pieces by default (SQLite)."""
+    return store.commit_every is not None
+
+
 def _chunks(items: Iterable[Listen], size: int) -> Iterator[list[Listen]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -317,9 +322,7 @@ class BulkSubmitter:
         writer = bulk_writer(self.store)
         self._behind = WriteBehind()
         every = self.commit_every if self.commit_every is not None else self.store.commit_every
-        pieces = self.in_pieces
-        if pieces is None:
-            pieces = self.store.commit_every is not None
+        pieces = self.in_pieces if self.in_pieces is not None else commits_in_pieces(self.store)
         if not pieces or self.store.in_transaction:
             self._run_whole(listens, writer, result, skipped)
         else:
@@ -421,7 +424,6 @@ class BulkSubmitter:
                                 self._new_catalog(batch, writer, result)
                             version = now
                             writer.refresh()
-                            last = 0.0
                             while batch.pending < total:
                                 end = min(batch.pending + step, total)
                                 while not safe[end]:
@@ -470,17 +472,13 @@ class BulkSubmitter:
                 writer.end()
         if batch.catalog is not None:
             self._count_catalog(batch.catalog, result)
-        result.duplicates += batch.duplicates
-        result.inserted += batch.inserted
-        result.already_present += batch.already + batch.offered - batch.inserted
+        self._count_listens(batch, result)
 
     def _new_catalog(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
         """Start matching against the database as it is now (what the old catalog knew
         is written and, but for the current transaction, committed)."""
         if batch.catalog is not None:
-            self._write_changes(batch, writer)
-            self._behind.sync()
-            self._count_catalog(batch.catalog, result)
+            self._close_catalog(batch, writer, result)
         batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
         batch.memo = {}
         # Provisional ids restart with the catalog: the old ones must not match.
@@ -489,6 +487,19 @@ class BulkSubmitter:
         batch.ensured_keys = 0
         batch.since = batch.pending
         self._span = self.store.listen_span(self.user_id)
+
+    def _close_catalog(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
+        """Write what the batch's catalog still holds and count what it created."""
+        assert batch.catalog is not None
+        self._write_changes(batch, writer)
+        self._behind.sync()
+        self._count_catalog(batch.catalog, result)
+
+    @staticmethod
+    def _count_listens(batch: _Batch, result: BulkResult) -> None:
+        result.duplicates += batch.duplicates
+        result.inserted += batch.inserted
+        result.already_present += batch.already + batch.offered - batch.inserted
 
     def _count_catalog(self, catalog: MemoryCatalog, result: BulkResult) -> None:
         self.lazy_loads += catalog.lazy_loads
@@ -691,14 +702,8 @@ class BulkSubmitter:
 
     def _finish(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
         """Write the batch and count what it did."""
-        catalog = batch.catalog
-        assert catalog is not None
-        self._write_changes(batch, writer)
-        self._behind.sync()
-        self._count_catalog(catalog, result)
-        result.duplicates += batch.duplicates
-        result.inserted += batch.inserted
-        result.already_present += batch.already + batch.offered - batch.inserted
+        self._close_catalog(batch, writer, result)
+        self._count_listens(batch, result)
 
     # --- writing -------------------------------------------------------------------------
 

@@ -349,17 +349,19 @@ def run(
 
 
 def _forget_new_database(created: list[Path]) -> None:
-    """A run that failed leaves no database it created behind (if it holds no listen)."""
-    import sqlite3
+    """A run that failed leaves no database it created behind (if it holds no listen).
 
+    The lock file beside it goes too: the database it guards is gone.
+    """
+    from koito_import.stores import open_store
     from koito_import.stores.sqlite import LOCK_SUFFIX
 
     for path in created:
         try:
-            with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
-                if conn.execute("SELECT count(*) FROM listens").fetchone()[0]:
+            with open_store(str(path)) as store:
+                if store.counts().listens:
                     continue
-        except sqlite3.Error:
+        except KoitoImportError:
             continue
         for suffix in ("", "-wal", "-shm", "-journal", LOCK_SUFFIX):
             Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -221,7 +221,9 @@ def import_file(
     # The bulk path commits a file in pieces where the store wants that (SQLite beside a
     # running Koito: ``bulk``); it reads the whole file before its first commit, so a bad
     # file still leaves nothing behind. Otherwise the file is one transaction here.
-    in_pieces = options.mode == "bulk" and store.commit_every is not None
+    from koito_import.bulk import commits_in_pieces
+
+    in_pieces = options.mode == "bulk" and commits_in_pieces(store)
     try:
         with nullcontext() if in_pieces else store.transaction():
             write(store, listens, report, options, progress)
