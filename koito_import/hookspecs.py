@@ -1,9 +1,9 @@
 """The plugin hooks of koito-import: how a package teaches it to read a new export format.
 
 An importer plugin is a Python module (or any object) with functions marked
-``@hookimpl`` and registered under the ``koito_import`` entry-point group; the five
-built-in importers (``maloja``, ``spotify``, ``lastfm``, ``listenbrainz``, ``koito``)
-are registered exactly the same way. A minimal third-party package::
+``@hookimpl`` and registered under the ``koito_import`` entry-point group; the
+built-in importers (``maloja``, ``spotify``, ``lastfm``, ``lastfm_csv``,
+``listenbrainz``, ``koito``) are registered exactly the same way. A minimal third-party package::
 
     # pyproject.toml
     [project.entry-points.koito_import]
@@ -49,13 +49,16 @@ koito_import_describe()
     sure of the content, or as a last resort when no plugin recognises the content.
 
 koito_import_detect(path, head)
-    Say how sure the plugin is that it can read ``path``: an int from 0 to 100, or
-    ``None`` for "not my format". ``head`` holds the file's first 64 KiB, so most
-    plugins never open the file; a plugin whose format is a container (a zip) may open
-    it to look at member names. Judge by content, not by the name — the host already
-    uses the patterns — and be cheap and quiet: an exception counts as ``None``.
-    Rough scale: 100 = unmistakable (the format's own marker or key set), 90 = the
-    structure and field names fit, 50 = plausible, below that = a guess.
+    Say how sure the plugin is that it can read ``path``: an int from 1 to 100;
+    ``None`` for "cannot tell from the content" (the file name may still choose this
+    plugin); ``0`` for "the content is another format" (the name will not choose it
+    either: a ``*.jsonl`` of another app is not ListenBrainz's). ``head`` holds the
+    file's first 64 KiB, so most plugins never open the file; a plugin whose format is
+    a container (a zip) may open it to look at member names. Judge by content, not by
+    the name (the host already uses the patterns), and be cheap and quiet: an
+    exception counts as ``None``. Rough scale: 100 = unmistakable (the format's own
+    marker or key set), 90 = the structure and field names fit, 50 = plausible, below
+    that = a guess.
 
 koito_import_parse(path, options)
     Read ``path`` and return an iterator (usually a generator) of

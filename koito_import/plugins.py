@@ -16,7 +16,12 @@ from the file's content; the most confident wins. The file name comes second: am
 equally confident plugins the one whose ``patterns`` match the name wins, and when no
 plugin recognises the content at all, the first plugin whose patterns match the name is
 chosen with :data:`NAME_ONLY_CONFIDENCE` (so that a damaged file still reaches its
-importer and gets that importer's precise error). Built-in patterns encode Koito's own
+importer and gets that importer's precise error) — unless that plugin's detector answered
+``0``: "I read the content and it is another format", which rules the plugin out by name
+too, so that no plugin claims a file it cannot read a single listen from (a Pano
+Scrobbler ``.jsonl`` is not taken by the ListenBrainz reader for its name). A file no
+plugin takes is an InputError naming the formats there are: the loaded plugins' names,
+so a new plugin shows up in it by itself. Built-in patterns encode Koito's own
 rule, checked in Koito's order: name contains ``Streaming_History_Audio`` → spotify,
 ``maloja`` → maloja, ``recenttracks`` → lastfm, ``listenbrainz`` → listenbrainz,
 ``koito`` → koito.
@@ -36,7 +41,6 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,13 +68,16 @@ __all__ = [
     "PluginInfo",
     "PluginRecord",
     "Skip",
+    "claim",
     "describe",
     "detect",
+    "format_names",
     "get_plugin_manager",
     "hookimpl",
     "import_builtin",
     "list_plugins",
     "make_plugin_manager",
+    "no_plugin_reads",
     "parse",
     "plugin_names",
     "require",
@@ -85,6 +92,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "koito_import.importers.spotify",
     "koito_import.importers.maloja",
     "koito_import.importers.lastfm",
+    "koito_import.importers.lastfm_csv",
     "koito_import.importers.listenbrainz",
     "koito_import.importers.koito",
 )
@@ -159,8 +167,9 @@ def import_builtin(module_name: str) -> ModuleType:
 def make_plugin_manager() -> pluggy.PluginManager:
     """A new plugin manager with the allowed entry-point plugins and built-ins registered.
 
-    A third-party plugin that fails to load is left out with a warning, so that one
-    broken package does not stop every import.
+    A third-party plugin that fails to load is left out, with one line on stderr (once
+    per process and plugin, see :func:`_warn_not_loaded`), so that one broken package
+    does not stop every import.
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -178,7 +187,9 @@ def make_plugin_manager() -> pluggy.PluginManager:
         try:
             pm.load_setuptools_entrypoints(GROUP, name=name)
         except Exception as exc:
-            warnings.warn(f"koito-import plugin {name!r} could not be loaded: {exc}", stacklevel=2)
+            if pm.get_plugin(name) is not None:  # registered before it failed: leave it out
+                pm.unregister(name=name)
+            _warn_not_loaded(name, exc)
     for module_name, name in zip(BUILTIN_PLUGINS, _BUILTIN_NAMES, strict=True):
         if allowed is not None and name not in allowed:
             continue
@@ -186,6 +197,24 @@ def make_plugin_manager() -> pluggy.PluginManager:
             continue
         pm.register(import_builtin(module_name), name=name)
     return pm
+
+
+#: Plugins already reported as not loadable in this process (each is reported once).
+_NOT_LOADED: set[str] = set()
+
+
+def _warn_not_loaded(name: str, exc: BaseException) -> None:
+    """Say once per process, in one line on stderr, that plugin ``name`` was left out.
+
+    Not ``warnings.warn``: that prints "UserWarning" and a source line of ours, which
+    tells the user nothing about their broken package.
+    """
+    if name in _NOT_LOADED:
+        return
+    _NOT_LOADED.add(name)
+    lines = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    print(f"koito-import: warning: plugin {name!r} could not be loaded: {reason}", file=sys.stderr)
 
 
 @functools.cache
@@ -287,38 +316,88 @@ def _name_matches(filename: str, patterns: Iterable[str]) -> bool:
     return any(fnmatchcase(filename, pattern) for pattern in patterns)
 
 
-def detect(path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None) -> tuple[str, int]:
-    """Which plugin reads ``path``, and how sure it is (0-100).
+def format_names(pm: pluggy.PluginManager | None = None) -> str:
+    """The formats there are, for messages: the loaded plugins' names, comma-separated."""
+    return ", ".join(plugin_names(pm)) or "none"
 
-    Content first (highest confidence wins), then the file name (ties, and files no
-    plugin recognises). InputError when the file cannot be read or nothing matches.
-    """
-    pm = _pm(pm)
-    p = Path(path)
-    head = read_head(p)
+
+def no_plugin_reads(
+    path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None, *, empty: bool = False
+) -> InputError:
+    """The one-line error for a file no plugin takes, naming the formats there are."""
+    why = "is empty, so no plugin reads it" if empty else "no plugin reads it"
+    return InputError(str(path), "", f"{why} (formats: {format_names(pm)})")
+
+
+def _choose(p: Path, head: bytes, pm: pluggy.PluginManager) -> tuple[str, int] | None:
     order = plugin_names(pm)
     rank = {name: i for i, name in enumerate(order)}
     infos = describe(pm)
     by_name = {name: _name_matches(p.name, infos[name].patterns) for name in order}
 
     scores: dict[str, int] = {}
+    ruled_out: set[str] = set()  # "another format": not to be chosen by name either
     if head:
         for name, result in _call_each(pm, "koito_import_detect", path=p, head=head):
-            if isinstance(result, bool) or not isinstance(result, (int, float)) or result <= 0:
+            if isinstance(result, bool) or not isinstance(result, (int, float)):
+                continue
+            if result <= 0:
+                ruled_out.add(name)
                 continue
             scores[name] = min(int(result), 100)
     if scores:
         best = max(scores, key=lambda n: (scores[n], by_name.get(n, False), -rank.get(n, 1 << 30)))
         return best, scores[best]
     for name in order:
-        if by_name[name]:
+        if by_name[name] and name not in ruled_out:
             return name, NAME_ONLY_CONFIDENCE
-    installed = ", ".join(order) or "none"
-    if not head:
-        raise InputError(str(path), "", f"is empty (installed plugins: {installed})")
-    raise InputError(
-        str(path), "", f"not a format any installed plugin reads (installed: {installed})"
-    )
+    return None
+
+
+def claim(
+    path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None
+) -> tuple[str, int] | None:
+    """:func:`detect`, but None when no plugin reads the file (InputError: unreadable)."""
+    pm = _pm(pm)
+    p = Path(path)
+    return _choose(p, read_head(p), pm)
+
+
+def detect(path: str | os.PathLike[str], pm: pluggy.PluginManager | None = None) -> tuple[str, int]:
+    """Which plugin reads ``path``, and how sure it is (0-100).
+
+    Content first (highest confidence wins), then the file name (ties, and files no
+    plugin recognises — except by a plugin whose detector answered 0, "another
+    format"). InputError when the file cannot be read or nothing matches; then the
+    reason names the formats there are (:func:`no_plugin_reads`).
+    """
+    pm = _pm(pm)
+    p = Path(path)
+    head = read_head(p)
+    found = _choose(p, head, pm)
+    if found is None:
+        raise no_plugin_reads(path, pm, empty=not head)
+    return found
+
+
+def reads(
+    path: str | os.PathLike[str], plugin_name: str, pm: pluggy.PluginManager | None = None
+) -> bool:
+    """Whether the plugin ``plugin_name`` says it reads ``path`` (by content or name).
+
+    For files found inside a folder or archive under ``--plugin``: the members the
+    plugin does not recognise are listed as not read instead of failing the run.
+    """
+    pm = _pm(pm)
+    p = Path(path)
+    head = read_head(p)
+    if head:
+        for name, result in _call_each(pm, "koito_import_detect", path=p, head=head):
+            number = isinstance(result, (int, float)) and not isinstance(result, bool)
+            if name == plugin_name and number and result > 0:
+                return True
+    info = describe(pm).get(plugin_name)
+    return info is not None and _name_matches(p.name, info.patterns)
 
 
 # --- parsing -----------------------------------------------------------------------------

@@ -184,3 +184,39 @@ def test_not_json_lines_is_an_input_error(tmp_path: Path) -> None:
         read(path)
     path.write_bytes(b"")
     assert read(path) == []
+
+
+PANO = Path(__file__).resolve().parent / "fixtures" / "unsupported" / "pano_scrobbler.jsonl"
+
+
+def lb_detect(head: bytes) -> int | None:
+    module = plugins.import_builtin("koito_import.importers.listenbrainz")
+    return module.koito_import_detect(Path("listens.jsonl"), head)
+
+
+@pytest.mark.parametrize(
+    ("head", "confidence"),
+    [
+        (b'{"listened_at": 1, "track_metadata": {"artist_name": "A"}}\n', 100),
+        (b'\xef\xbb\xbf\n{"listened_at": 1, "track_metadata": {}}\r\n{"listened', 100),
+        (b'{"track_metadata": {"artist_name": "A"}}\n', 90),
+        # Another JSON Lines format: "not mine", whatever the file is called.
+        (PANO.read_bytes(), 0),
+        (b'{"timeMs": 1741027320512, "artist": "A", "track": "T"}\n{"timeMs": 17', 0),
+        # Cannot tell: the name may still decide.
+        (b'{"listened_at": 1, "track_metadata": null}\n', None),
+        (b'{"listened_at": 1}\n', None),
+        (b'{"artist": "A"}\n{"listened_at": 1, "track_metadata": {}}\n', None),
+        (b"{}\n", None),
+        (b"{not json\n", None),
+    ],
+)
+def test_json_lines_detection_looks_at_the_shape(head: bytes, confidence: int | None) -> None:
+    assert lb_detect(head) == confidence
+
+
+def test_pano_scrobbler_json_lines_are_not_taken(tmp_path: Path) -> None:
+    """Read as ListenBrainz, every row would be bad_timestamp: detection must not pick it."""
+    assert {type(r) for r in read(PANO)} == {Skip}  # what --plugin listenbrainz would give
+    with pytest.raises(InputError, match=r"no plugin reads it \(formats: .*listenbrainz"):
+        plugins.detect(PANO)

@@ -105,3 +105,49 @@ def test_koito_sample_clairvoyant(shared_assets: Path) -> None:
         )
     ]
     assert {r.reason for r in records if isinstance(r, Skip)} == {"not_trackdone"}
+
+
+def test_extended_history_audiobook_chapters_are_skipped_as_such() -> None:
+    """Audiobook plays: track, artist and album null, the four audiobook_* keys set."""
+    records = read(FIXTURES / "Streaming_History_Audio_2024_audiobooks.json")
+    assert records == [
+        Skip("podcast_or_audiobook", "item 1"),
+        spotify("Marrow Lights", "Sodium Coast", 1707600030, "Tidal Engine", 201),
+        # Koito's trackdone rule comes first, as for every other play.
+        Skip("not_trackdone", "item 3"),
+    ]
+    with_min = read(
+        FIXTURES / "Streaming_History_Audio_2024_audiobooks.json",
+        ParseOptions(spotify_min_ms=30_000),
+    )
+    assert with_min[2] == Skip("podcast_or_audiobook", "item 3")
+
+
+def test_account_data_audiobooks_are_skipped_as_such() -> None:
+    """StreamingHistory_audiobook_*.json: audiobookName and chapterName, no trackName."""
+    path = FIXTURES / "StreamingHistory_audiobook_0.json"
+    assert plugins.detect(path) == ("spotify", 95)
+    assert read(path) == [
+        Skip("podcast_or_audiobook", "item 1"),
+        Skip("podcast_or_audiobook", "item 2"),
+        # Shorter than 30 s: the account-data play rule comes first, as for podcasts.
+        Skip("too_short", "item 3"),
+    ]
+    assert read(path, ParseOptions(spotify_min_ms=0))[2] == Skip("podcast_or_audiobook", "item 3")
+
+
+def test_a_mixed_account_data_file_keeps_its_music(tmp_path: Path) -> None:
+    path = tmp_path / "StreamingHistory_music_3.json"
+    path.write_text(
+        '[{"endTime": "2024-02-10 21:15", "audiobookName": "B", "chapterName": "C",'
+        ' "msPlayed": 1800000},'
+        ' {"endTime": "2024-02-10 21:20", "artistName": "A", "trackName": "T",'
+        ' "msPlayed": 200000},'
+        ' {"endTime": "2024-02-10 21:25", "artistName": "A", "trackName": "",'
+        ' "msPlayed": 200000}]'
+    )
+    assert read(path) == [
+        Skip("podcast_or_audiobook", "item 1"),
+        Listen(artist="A", title="T", time=1707600000, duration=200, client="spotify"),
+        Skip("missing_title", "item 3"),
+    ]

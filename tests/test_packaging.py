@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.slow  # installs things; independent of the compiled hot path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTINS = {"maloja", "spotify", "lastfm", "listenbrainz", "koito"}
+BUILTINS = {"maloja", "spotify", "lastfm", "lastfm_csv", "listenbrainz", "koito"}
 
 
 @pytest.fixture(scope="module")

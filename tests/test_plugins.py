@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import shutil
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from koito_import.listen import Listen
 from koito_import.plugins import ParseOptions, PluginInfo, Skip
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-BUILTINS = ["spotify", "maloja", "lastfm", "listenbrainz", "koito"]
+BUILTINS = ["spotify", "maloja", "lastfm", "lastfm_csv", "listenbrainz", "koito"]
 
 # One sample of every format and variant, and the plugin that must read it.
 SAMPLES = [
@@ -30,6 +31,9 @@ SAMPLES = [
     ("spotify/StreamingHistory_music_0.json", "spotify", 95),
     ("spotify/StreamingHistory_podcast_0.json", "spotify", 95),
     ("lastfm/recenttracks-tester-1700000000.json", "lastfm", 100),
+    ("lastfm_csv/tester.csv", "lastfm_csv", 90),
+    ("lastfm_csv/resaved.csv", "lastfm_csv", 90),
+    ("lastfm_csv/librefm-tester.csv", "lastfm_csv", 100),
     ("listenbrainz/listens.jsonl", "listenbrainz", 100),
     ("listenbrainz/listens_array.json", "listenbrainz", 95),
     ("koito/koito_export_v1.json", "koito", 100),
@@ -59,7 +63,7 @@ def listenbrainz_zip(path: Path) -> Path:
 
 def test_builtins_are_loaded_without_installed_entry_points() -> None:
     pm = plugins.make_plugin_manager()
-    assert plugins.plugin_names(pm)[:5] == BUILTINS
+    assert plugins.plugin_names(pm)[: len(BUILTINS)] == BUILTINS
     pm.check_pending()  # every hook implementation matches a hookspec
 
 
@@ -82,6 +86,49 @@ def test_load_plugins_env_limits_what_loads(monkeypatch: pytest.MonkeyPatch) -> 
         plugins.require("spotify", pm)
     monkeypatch.setenv(plugins.ENV_LOAD_PLUGINS, "")
     assert plugins.plugin_names(plugins.make_plugin_manager()) == []
+
+
+def broken_distribution(site: Path, name: str, module_source: str | None) -> Path:
+    """A third-party distribution on ``site`` whose entry point ``name`` cannot load."""
+    module = f"koito_import_{name}_plugin"
+    info = site / f"koito_import_{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: koito-import-{name}\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text(f"[koito_import]\n{name} = {module}\n")
+    if module_source is not None:
+        (site / f"{module}.py").write_text(module_source)
+    return site
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ('raise RuntimeError("boom\\nsecond line")\n', "RuntimeError: boom"),
+        (None, "ModuleNotFoundError: No module named 'koito_import_broken_plugin'"),
+    ],
+)
+def test_a_broken_plugin_is_one_line_once_and_left_out(
+    source: str | None,
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.syspath_prepend(str(broken_distribution(tmp_path, "broken", source)))
+    monkeypatch.setattr(plugins, "_NOT_LOADED", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = plugins.make_plugin_manager()
+        second = plugins.make_plugin_manager()
+    assert [str(w.message) for w in caught] == []  # no Python warning any more
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"koito-import: warning: plugin 'broken' could not be loaded: {reason}\n"
+    for pm in (first, second):
+        assert "broken" not in plugins.plugin_names(pm)
+        assert plugins.plugin_names(pm)[: len(BUILTINS)] == BUILTINS
 
 
 def test_get_plugin_manager_is_cached() -> None:
@@ -181,10 +228,10 @@ def test_content_wins_over_the_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"\x89PNG\r\n\x1a\n", "not a format any installed plugin reads (installed: spotify, "),
-        (b'{"hello": "world"}', "not a format any installed plugin reads"),
-        (b"PK\x03\x04 not really a zip", "not a format any installed plugin reads"),
-        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n", "no plugin reads it (formats: spotify, maloja, lastfm, "),
+        (b'{"hello": "world"}', "no plugin reads it (formats: "),
+        (b"PK\x03\x04 not really a zip", "no plugin reads it (formats: "),
+        (b"", "is empty, so no plugin reads it (formats: "),
     ],
 )
 def test_unknown_file_is_an_input_error(content: bytes, reason: str, tmp_path: Path) -> None:
@@ -194,6 +241,75 @@ def test_unknown_file_is_an_input_error(content: bytes, reason: str, tmp_path: P
         plugins.detect(path)
     assert info.value.reason.startswith(reason)
     assert info.value.path == str(path)
+    # One line, listing every loaded plugin.
+    assert "\n" not in str(info.value)
+    assert info.value.reason.endswith(f"(formats: {', '.join(plugins.plugin_names())})")
+
+
+def test_the_formats_named_are_the_loaded_plugins(tmp_path: Path) -> None:
+    """Not a hard-coded list: a plugin registered later is named, one not loaded is not."""
+    path = tmp_path / "mystery.bin"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    pm = plugins.make_plugin_manager()
+    pm.unregister(name="koito")
+
+    class Newcomer:
+        @hookimpl
+        def koito_import_detect(self, path: Path, head: bytes) -> int | None:
+            return None
+
+    pm.register(Newcomer(), name="newcomer")
+    with pytest.raises(InputError) as info:
+        plugins.detect(path, pm)
+    listed = info.value.reason.removeprefix("no plugin reads it (formats: ").removesuffix(")")
+    assert listed.split(", ") == plugins.plugin_names(pm)
+    assert "newcomer" in listed.split(", ") and "koito" not in listed.split(", ")
+    assert plugins.claim(path, pm) is None
+
+
+PANO = FIXTURES / "unsupported" / "pano_scrobbler.jsonl"
+
+
+@pytest.mark.parametrize("name", ["pano_scrobbler.jsonl", "listenbrainz_export.jsonl", "x.json"])
+def test_another_json_lines_format_is_not_claimed_by_its_name(name: str, tmp_path: Path) -> None:
+    """Pano Scrobbler's JSON Lines: ListenBrainz's name patterns do not make it take it."""
+    path = neutral_copy(PANO, tmp_path, name)
+    assert plugins.claim(path) is None
+    with pytest.raises(InputError) as info:
+        plugins.detect(path)
+    assert info.value.reason.startswith("no plugin reads it (formats: ")
+    assert "listenbrainz" in info.value.reason
+
+
+def test_a_damaged_listenbrainz_file_still_goes_by_its_name(tmp_path: Path) -> None:
+    """Only "another format" (a detector's 0) rules the name out, not "cannot tell"."""
+    path = tmp_path / "listens.jsonl"
+    path.write_bytes(b'not json\n{"listened_at": 1700000000, "track_metadata": {}}\n')
+    assert plugins.detect(path) == ("listenbrainz", plugins.NAME_ONLY_CONFIDENCE)
+
+
+def test_a_detector_answering_zero_is_not_chosen_by_name(tmp_path: Path) -> None:
+    pm = plugins.make_plugin_manager()
+
+    class Picky:
+        answer: int | None = 0
+
+        @hookimpl
+        def koito_import_describe(self) -> PluginInfo:
+            return PluginInfo("picky", patterns=("*.picky",))
+
+        @hookimpl
+        def koito_import_detect(self, path: Path, head: bytes) -> int | None:
+            return self.answer
+
+    picky = Picky()
+    pm.register(picky, name="picky")
+    path = tmp_path / "data.picky"
+    path.write_text("something else\n")
+    with pytest.raises(InputError, match="no plugin reads it"):
+        plugins.detect(path, pm)
+    picky.answer = None  # "cannot tell": the name decides
+    assert plugins.detect(path, pm) == ("picky", plugins.NAME_ONLY_CONFIDENCE)
 
 
 def test_missing_file_and_directory_are_input_errors(tmp_path: Path) -> None:

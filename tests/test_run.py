@@ -240,7 +240,7 @@ def test_undetectable_file_lists_installed_plugins(capsys, tmp_path: Path) -> No
     f.write_text("just some text\n")
     code, _, err = cli(capsys, "run", str(f), "--db", str(tmp_path / "k.db"))
     assert code == 1
-    assert "installed: " in err and "listenbrainz" in err
+    assert "formats: " in err and "listenbrainz" in err
 
 
 def test_spotify_thirty_second_option(capsys, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ listed, used for detection and for an import, and uninstalled afterwards.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -91,3 +92,23 @@ def test_load_plugins_env_can_exclude_it(rockbox_installed: None) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p["name"] for p in json.loads(done.stdout)) == ["maloja", "spotify"]
+
+
+def test_a_broken_plugin_is_one_clean_line_on_stderr(tmp_path: Path) -> None:
+    """No "UserWarning", no source line: one line, once, and the other plugins work."""
+    info = tmp_path / "koito_import_exploding-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: koito-import-exploding\n")
+    (info / "entry_points.txt").write_text("[koito_import]\nexploding = koito_import_exploding\n")
+    (tmp_path / "koito_import_exploding.py").write_text("raise ImportError('needs libfoo 2')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    sample = ROOT / "tests" / "fixtures" / "maloja" / "maloja_export.json"
+    for args in (["detect", str(sample), str(sample)], ["plugins", "--json"]):
+        done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == (
+            "koito-import: warning: plugin 'exploding' could not be loaded: "
+            "ImportError: needs libfoo 2\n"
+        )
+    assert done.stdout and "exploding" not in {p["name"] for p in json.loads(done.stdout)}
