@@ -246,6 +246,8 @@ class BulkSubmitter:
         progress: Callable[[int], None] | None = None,
         commit_every: float | None = None,
         in_pieces: bool | None = None,
+        on_skip: Callable[[Listen, str], None] | None = None,
+        on_commit: Callable[[float], None] | None = None,
     ) -> None:
         if batch_size < 1 or chunk_size < 1 or (resolve_step is not None and resolve_step < 1):
             raise ValueError("batch_size, chunk_size and resolve_step must be at least 1")
@@ -261,6 +263,10 @@ class BulkSubmitter:
         self.max_batch_listens = 8 * batch_size
         self.user_id = user_id
         self.progress = progress
+        #: Told of every listen skipped here (invalid once normalized), for --skipped.
+        self.on_skip = on_skip
+        #: Told, after each commit of a run in pieces, the share of the file written.
+        self.on_commit = on_commit
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
         #: Set by the last ``run``: resolve steps taken (rounds of slice queries).
@@ -457,6 +463,8 @@ class BulkSubmitter:
                     self.pieces += 1
                     self.longest_piece = max(self.longest_piece, committed - begun)
                     self.piece_log.append((begun, ending, batch.pending))
+                    if self.on_commit is not None:
+                        self.on_commit(batch.pending / total)
                     # Sent and committed: only the run's ListenMap needs them now.
                     batch.out_tracks, batch.out_clients = [], []
                     batch.out_times, batch.sent = array("q"), 0
@@ -537,8 +545,10 @@ class BulkSubmitter:
         skipped: Counter[str],
     ) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
-        for _, reason in rejected:
+        for index, reason in rejected:
             skipped[reason] += 1
+            if self.on_skip is not None:
+                self.on_skip(chunk[index], reason)
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, batch_keys = batch.first, batch.keys
@@ -665,6 +675,8 @@ class BulkSubmitter:
                             "the resolver changed the catalog before rejecting a listen"
                         ) from exc
                     skipped[exc.reason] += 1
+                    if self.on_skip is not None:
+                        self.on_skip(listen, exc.reason)
                     continue
                 # A change this resolution made may alter what earlier ones read: those
                 # are matched again at their next listen, as Koito would match them.

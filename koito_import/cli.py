@@ -23,7 +23,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -257,6 +257,16 @@ def run(
             show_default=False,
         ),
     ] = None,
+    skipped: Annotated[
+        Path | None,
+        typer.Option(
+            "--skipped",
+            help="Write every skipped item to this file as JSON Lines: file, where "
+            "(line or item), reason, and the item itself.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
     lock_seconds: Annotated[
         float | None,
         typer.Option(
@@ -274,9 +284,10 @@ def run(
     import orjson
 
     from koito_import import parallel, plugins
-    from koito_import.inputs import check_inputs, spooled
-    from koito_import.pipeline import ImportOptions, reading, run_import
-    from koito_import.progress import listen_progress, print_summary
+    from koito_import.inputs import prepared
+    from koito_import.pipeline import FileReport, ImportOptions, reading, run_import
+    from koito_import.progress import print_summary, run_progress
+    from koito_import.skiplog import SkipLog
     from koito_import.stores import display_target, open_store, resolve_target, sqlite_path
 
     if mode not in ("bulk", "per-listen"):
@@ -298,21 +309,25 @@ def run(
     )
     target = resolve_target(db)
     created: list[Path] = []
+    names: dict[str, str] = {}
     try:
-        with spooled(files) as (inputs, names):
-            # Every input is checked before the database is opened: a mistyped name
-            # neither creates a database nor leaves earlier files imported.
-            check_inputs(inputs, names)
+        # Every input is checked, and archives and folders unpacked, before the database
+        # is opened: a mistyped name neither creates a database nor leaves earlier files
+        # imported.
+        with prepared(files, _member_check(plugin)) as given, ExitStack() as stack:
+            names = given.names
+            if skipped is not None:
+                options.skipped = stack.enter_context(SkipLog(skipped, names))
             with (
                 # Parse workers start first: they read while the database opens.
-                reading(inputs, options) as source,
+                reading(given.paths, options) as source,
                 _dry_run_target(target, dry_run) as effective,
                 open_store(effective, read_only=dry_run) as store,
-                listen_progress(not quiet) as progress,
+                run_progress(not quiet, names) as progress,
             ):
                 if store.created and not dry_run and sqlite_path(effective) is not None:
                     created.append(Path(store.display_name))
-                summary = run_import(store, inputs, options, progress, source)
+                summary = run_import(store, given.paths, options, progress, source)
     except InputError as exc:
         _forget_new_database(created)
         if exc.path not in names:
@@ -326,9 +341,12 @@ def run(
         if report.error is not None and report.error.path in names:
             e = report.error
             report.error = InputError(names[e.path], e.where, e.reason)
+    nothing = len(summary.failed) == len(summary.files)
+    if skipped is not None:
+        summary.skipped_log = f"{skipped} ({options.skipped.count:,} items)"
+    summary.files.extend(FileReport(name, "", not_read=why) for name, why in given.unread)
     if dry_run:
         summary.database = display_target(target)
-    nothing = len(summary.failed) == len(summary.files)
     if nothing:
         _forget_new_database(created)
     elif store.created and not dry_run:
@@ -346,6 +364,27 @@ def run(
         for report in summary.failed:
             typer.echo(f"koito-import: error: {report.error}", err=True)
         raise typer.Exit(InputError.exit_code)
+
+
+def _member_check(plugin: str | None):
+    """Why a file found in a folder or archive is not read (None: it is)."""
+    from koito_import import plugins
+
+    def why_not(path: Path) -> str | None:
+        try:
+            if path.stat().st_size == 0:
+                return "empty"
+            if plugin is not None:
+                return None if plugins.reads(path, plugin) else f"not a {plugin} file"
+            _name, confidence = plugins.detect(path)
+        except InputError:
+            return "no plugin reads it"
+        except OSError as exc:
+            return f"cannot be read: {exc.strerror or exc}"
+        # Inside an archive, a name alone (``*.csv``) is not enough to fail the run on.
+        return None if confidence > plugins.NAME_ONLY_CONFIDENCE else "no plugin reads it"
+
+    return why_not
 
 
 def _forget_new_database(created: list[Path]) -> None:
@@ -402,13 +441,44 @@ def _dry_run_target(target: str, dry_run: bool) -> Iterator[str]:
 
 
 @app.command()
-def detect(files: FilesArgument) -> None:
-    """Say which plugin would read each file, and how sure it is."""
+def detect(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Files to look at; nothing is imported.", show_default=False),
+    ],
+) -> None:
+    """Say which plugin would read each file, and how sure it is (0-100).
+
+    One line per file on stdout, every file looked at: "FILE: PLUGIN (confidence N)",
+    "FILE: no plugin reads it", or "FILE: error: WHY" when it cannot be read. Exit
+    code 1 when any file is not read by a plugin, else 0. Nothing is imported.
+    """
     from koito_import import plugins
 
+    unread = unclaimed = 0
     for path in files:
-        name, confidence = plugins.detect(path)
+        try:
+            found = plugins.claim(path)
+        except InputError as exc:
+            unread += 1
+            typer.echo(f"{path}: error: {exc.reason}")
+            continue
+        if found is None:
+            unclaimed += 1
+            empty = path.is_file() and path.stat().st_size == 0
+            typer.echo(f"{path}: no plugin reads it" + (" (the file is empty)" if empty else ""))
+            continue
+        name, confidence = found
         typer.echo(f"{path}: {name} (confidence {confidence})")
+    problems = []
+    if unclaimed:
+        formats = plugins.format_names()
+        problems.append(f"no plugin reads {unclaimed} of {len(files)} files (formats: {formats})")
+    if unread:
+        problems.append(f"{unread} of {len(files)} files cannot be read")
+    if problems:
+        typer.echo(f"koito-import: error: {'; '.join(problems)}", err=True)
+        raise typer.Exit(InputError.exit_code)
 
 
 @app.command("plugins")

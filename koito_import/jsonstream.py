@@ -204,13 +204,42 @@ def _describe(byte: int | None) -> str:
     return f"{ch!r}" if 32 <= byte < 127 else f"byte 0x{byte:02x}"
 
 
+#: Input files open for reading, by path: how far a parse has got, for the progress bar.
+_OPEN: dict[str, _Tracked] = {}
+
+
+class _Tracked(io.BufferedReader):
+    """A buffered input file that can be asked, by path, how far it has been read."""
+
+    def close(self) -> None:
+        if _OPEN.get(self.key) is self:
+            del _OPEN[self.key]
+        super().close()
+
+
+def position(path: str | os.PathLike[str]) -> int | None:
+    """Bytes of ``path`` read so far by the parser reading it here (None: none is).
+
+    Plugins that open their input through :func:`open_input` (every reader of this
+    module does) get a progress bar that moves within a file, not only between files.
+    """
+    fp = _OPEN.get(str(Path(path)))
+    try:
+        return None if fp is None else fp.tell()
+    except (OSError, ValueError):
+        return None
+
+
 def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open an input file for binary reading; every failure is an InputError."""
     p = Path(path)
     try:
         if p.is_dir():
             raise InputError(str(path), "", "is a directory, not an export file")
-        return open(p, "rb")  # the caller closes it
+        fp = _Tracked(io.FileIO(p, "rb"))  # the caller closes it
+        fp.key = str(p)
+        _OPEN[fp.key] = fp
+        return fp
     except FileNotFoundError:
         raise InputError(str(path), "", "no such file") from None
     except PermissionError:
@@ -741,12 +770,14 @@ def peek_items(head: bytes, steps: Iterable[Step], limit: int = 1) -> list[Any]:
 
 
 class BadLine:
-    """What :func:`iter_jsonl` yields for a line that is not JSON (the reason says why)."""
+    """What :func:`iter_jsonl` yields for a line that is not JSON (the reason says why;
+    ``text``: the line as read, for ``--skipped``)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "text")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, text: str = "") -> None:
         self.reason = reason
+        self.text = text
 
     def __repr__(self) -> str:
         return f"BadLine({self.reason!r})"
@@ -794,7 +825,7 @@ def iter_jsonl(fp: IO[bytes], name: str) -> Iterator[tuple[int, Any]]:
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while line and not line.endswith(b"\n"):
                 line = fp.readline(MAX_LINE_BYTES + 1)
-            yield lineno, BadLine(f"line longer than {MAX_LINE_BYTES >> 20} MiB")
+            yield lineno, BadLine(f"line longer than {MAX_LINE_BYTES >> 20} MiB", "")
             continue
         if not line.strip():
             lineno += _skip_newlines(fp)
@@ -802,4 +833,5 @@ def iter_jsonl(fp: IO[bytes], name: str) -> Iterator[tuple[int, Any]]:
         try:
             yield lineno, loads(line)
         except ValueError as exc:
-            yield lineno, BadLine(str(exc))
+            text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            yield lineno, BadLine(str(exc), text)

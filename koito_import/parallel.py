@@ -63,7 +63,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from koito_import import plugins
+from koito_import import jsonstream, plugins
 from koito_import.errors import InputError
 from koito_import.listen import Listen
 from koito_import.records import ParseOptions, Skip
@@ -110,16 +110,22 @@ def _reduce_skip(x: Skip) -> tuple[Any, ...]:
     return Skip, (x.reason, x.where)
 
 
+def _reduce_skip_raw(x: Skip) -> tuple[Any, ...]:
+    return Skip, (x.reason, x.where, x.raw)
+
+
 _DISPATCH = copyreg.dispatch_table.copy()
 _DISPATCH[Listen] = _reduce_listen
 _DISPATCH[Skip] = _reduce_skip
+#: The same, keeping what a skipped item was (only when --skipped asks for it).
+_DISPATCH_RAW = {**_DISPATCH, Skip: _reduce_skip_raw}
 
 
-def dumps(message: object) -> bytes:
+def dumps(message: object, raw: bool = False) -> bytes:
     """Pickle a message with the compact reductions of Listen and Skip."""
     buf = io.BytesIO()
     pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _DISPATCH
+    pickler.dispatch_table = _DISPATCH_RAW if raw else _DISPATCH
     pickler.dump(message)
     return buf.getvalue()
 
@@ -214,6 +220,7 @@ def _work(
     chunk: int,
     ahead: int,
     parent: int,
+    raw: bool = False,
 ) -> None:
     """Worker process: parse ``tasks`` in order, stream them, then leave via ``os._exit``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -240,7 +247,7 @@ def _work(
     def put(message: object) -> None:
         if broken.is_set():
             raise _Gone
-        ready.put(dumps(message))
+        ready.put(dumps(message, raw))
 
     code = 0
     try:
@@ -253,10 +260,10 @@ def _work(
                 for record in records:
                     batch.append(record)
                     if len(batch) >= chunk:
-                        put(("items", batch))
+                        put(("items", batch, jsonstream.position(path)))
                         batch = []
                 if batch:
-                    put(("items", batch))
+                    put(("items", batch, jsonstream.position(path)))
                 put(("end", index))
             except _Gone:
                 raise
@@ -307,6 +314,7 @@ class Prefetcher:
         chunk: int = CHUNK,
         ahead: int = AHEAD,
         method: str | None = None,
+        raw: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("a Prefetcher needs at least one worker")
@@ -316,13 +324,15 @@ class Prefetcher:
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         self._next = 0
+        #: Bytes of file i parsed when its latest batch was sent (the progress bar's).
+        self._positions: dict[int, int] = {}
         try:
             for w in range(self.n):
                 tasks = [(i, p) for i, p in enumerate(self.paths) if i % self.n == w]
                 reader, writer = ctx.Pipe(duplex=False)
                 proc = ctx.Process(
                     target=_work,
-                    args=(writer, tasks, plugin, options, chunk, ahead, os.getpid()),
+                    args=(writer, tasks, plugin, options, chunk, ahead, os.getpid(), raw),
                     name=f"koito-import-parse-{w}",
                     daemon=True,
                 )
@@ -384,11 +394,17 @@ class Prefetcher:
             raise RuntimeError(f"parse worker out of step: {tag} for file {got}, expected {index}")
         return name, self._records(index)
 
+    def position(self, index: int) -> int | None:
+        """Bytes of file ``index`` parsed so far, as far as its records have arrived."""
+        return self._positions.get(index)
+
     def _records(self, index: int) -> Iterator[Listen | Skip]:
         while True:
             message = self._recv(index)
             tag = message[0]
             if tag == "items":
+                if message[2] is not None:
+                    self._positions[index] = message[2]
                 yield from message[1]
             elif tag == "end":
                 return

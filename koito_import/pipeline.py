@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from koito_import import plugins
+from koito_import import jsonstream, plugins
 from koito_import.errors import DatabaseError, InputError
 from koito_import.listen import Listen
 from koito_import.settings import MatchSettings
@@ -34,6 +34,44 @@ class Prefetch(Protocol):
     """Files parsed ahead (``parallel.Prefetcher``): file i's (plugin name, records)."""
 
     def open(self, index: int) -> tuple[str, Iterable[Listen | plugins.Skip]]: ...
+
+    def position(self, index: int) -> int | None: ...
+
+
+class Progress(Protocol):
+    """What a run tells a progress display (``progress.RunProgress``)."""
+
+    def start(self, total_bytes: int) -> None:
+        """The run begins: this many bytes of input in all."""
+
+    def file(self, path: str) -> None:
+        """Reading of this file begins."""
+
+    def update(self, listens: int, done_bytes: int) -> None:
+        """Listens read so far in the run, and the bytes of input read."""
+
+
+class NoProgress:
+    """A run nobody watches (scripts, tests, ``--quiet``)."""
+
+    def start(self, total_bytes: int) -> None:
+        pass
+
+    def file(self, path: str) -> None:
+        pass
+
+    def update(self, listens: int, done_bytes: int) -> None:
+        pass
+
+
+class SkipSink(Protocol):
+    """Where every skipped item goes (``--skipped FILE``: ``skiplog.SkipLog``)."""
+
+    def item(self, path: str, skip: plugins.Skip) -> None:
+        """An item of ``path`` that is not a listen, as the plugin said."""
+
+    def listen(self, path: str, listen: Listen, reason: str) -> None:
+        """A listen of ``path`` skipped after parsing (window, invalid once normalized)."""
 
 
 @dataclass
@@ -50,6 +88,8 @@ class ImportOptions:
     workers: int = 0
     #: Seconds of write lock between commits of a file in pieces (None: the store's).
     commit_every: float | None = None
+    #: Told of every skipped item, with what it was (None: only counted).
+    skipped: SkipSink | None = None
 
 
 @dataclass
@@ -70,6 +110,8 @@ class FileReport:
     #: then exits 1 after the other files), or it holds no importable listen (``note``).
     error: InputError | None = None
     note: str = ""
+    #: Why a file found in a folder or archive was not read (no plugin reads it).
+    not_read: str = ""
 
 
 @dataclass
@@ -79,6 +121,8 @@ class RunSummary:
     dry_run: bool
     files: list[FileReport] = field(default_factory=list)
     seconds: float = 0.0
+    #: Where ``--skipped`` wrote the skipped items ("" when it was not given).
+    skipped_log: str = ""
 
     @property
     def failed(self) -> list[FileReport]:
@@ -109,6 +153,7 @@ class RunSummary:
                     "plugin": f.plugin,
                     "error": str(f.error) if f.error is not None else None,
                     "note": f.note or None,
+                    "not_read": f.not_read or None,
                     "read": f.read,
                     "skipped": dict(f.skipped),
                     "duplicates": f.duplicates,
@@ -125,6 +170,7 @@ class RunSummary:
             "new_artists": self.total("new_artists"),
             "new_albums": self.total("new_albums"),
             "new_tracks": self.total("new_tracks"),
+            "skipped_log": self.skipped_log or None,
             "seconds": round(self.seconds, 3),
             "listens_per_second": round(self.listens_per_second, 1),
         }
@@ -139,14 +185,26 @@ def _listens(
 ) -> Iterator[Listen]:
     """Count what the plugin skipped and what falls outside the window; pass the rest."""
     since, until = options.since, options.until
+    sink = options.skipped
     for item in items:
         report.read += 1
         if isinstance(item, plugins.Skip):
             report.skipped[item.reason] += 1
+            if sink is not None:
+                sink.item(report.path, item)
         elif (since is not None and item.time < since) or (until is not None and item.time > until):
             report.skipped["outside_window"] += 1
+            if sink is not None:
+                sink.listen(report.path, item, "outside_window")
         else:
             yield item
+
+
+def _on_skip(report: FileReport, options: ImportOptions) -> Callable[[Listen, str], None] | None:
+    sink = options.skipped
+    if sink is None:
+        return None
+    return lambda listen, reason: sink.listen(report.path, listen, reason)
 
 
 def _write_per_listen(
@@ -154,11 +212,17 @@ def _write_per_listen(
     listens: Iterable[Listen],
     report: FileReport,
     options: ImportOptions,
-    progress: Callable[[int], None],
+    progress: FileProgress,
 ) -> None:
     # The live path does not say what it created; count the tables around the file.
     before = store.counts()
-    result = replay(store, listens, options.settings, progress=lambda _n: progress(report.read))
+    result = replay(
+        store,
+        listens,
+        options.settings,
+        progress=lambda _n: progress(report.read),
+        on_skip=_on_skip(report, options),
+    )
     report.skipped.update(result.skipped)
     report.inserted += result.inserted
     report.already_present += result.already_present
@@ -173,7 +237,7 @@ def _write_bulk(
     listens: Iterable[Listen],
     report: FileReport,
     options: ImportOptions,
-    progress: Callable[[int], None],
+    progress: FileProgress,
 ) -> None:
     from koito_import.bulk import BulkSubmitter
 
@@ -182,6 +246,8 @@ def _write_bulk(
         options.settings,
         progress=lambda _n: progress(report.read),
         commit_every=options.commit_every,
+        on_skip=_on_skip(report, options),
+        on_commit=lambda share: progress(report.read, share),
     )
     try:
         result = submitter.run(listens)
@@ -197,13 +263,15 @@ def _write_bulk(
 
 
 Opened = tuple[str, Iterable[Listen | plugins.Skip]]
+#: Listens of the file read so far, and (a run in pieces) the share of it committed.
+FileProgress = Callable[..., None]
 
 
 def import_file(
     store: Store,
     path: Path,
     options: ImportOptions,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: FileProgress = lambda n, written=None: None,
     opened: Opened | None = None,
 ) -> FileReport:
     """Import one file in one transaction; raises InputError and writes nothing if it is bad.
@@ -252,6 +320,13 @@ def import_file(
     return report
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the file's own error says why, in its summary row
+
+
 @contextmanager
 def reading(paths: Sequence[Path], options: ImportOptions) -> Iterator[Prefetch | None]:
     """Start parse workers for these files when they pay off (else yield None).
@@ -265,7 +340,11 @@ def reading(paths: Sequence[Path], options: ImportOptions) -> Iterator[Prefetch 
         yield None
         return
     with parallel.Prefetcher(
-        paths, options.plugin, options.parse_options, options.workers
+        paths,
+        options.plugin,
+        options.parse_options,
+        options.workers,
+        raw=options.skipped is not None,
     ) as source:
         yield source
 
@@ -274,7 +353,7 @@ def run_import(
     store: Store,
     paths: Iterable[Path],
     options: ImportOptions,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Progress | None = None,
     source: Prefetch | None = None,
 ) -> RunSummary:
     """Import files in the order given; a file that cannot be read is a summary row
@@ -286,20 +365,47 @@ def run_import(
     started = clock.perf_counter()
     summary = RunSummary(store.display_name, options.mode, options.dry_run)
     paths = list(paths)
-    done = 0
+    shown = progress or NoProgress()
+    sizes = [_size(p) for p in paths]
+    shown.start(sum(sizes))
+    from koito_import.bulk import commits_in_pieces
+
+    pieces = options.mode == "bulk" and commits_in_pieces(store)
+    done = done_bytes = 0
     with ExitStack() as stack:
         if source is None:
             source = stack.enter_context(reading(paths, options))
         for i, path in enumerate(paths):
+            shown.file(str(path))
+
+            def read(
+                n: int,
+                written: float | None = None,
+                i: int = i,
+                path: Path = path,
+                base: int = done,
+                start: int = done_bytes,
+                seen: list[float] = [0, 0.0],  # noqa: B006 - one per file: bound per iteration
+            ) -> None:
+                at = source.position(i) if source is not None else jsonstream.position(path)
+                if at is None and seen[0]:
+                    at = sizes[i]  # closed: read to its end (the writes go on)
+                seen[0] = max(seen[0], min(at or 0, sizes[i]))
+                if written is not None:
+                    seen[1] = written
+                # A file committed in pieces is read whole first, then written: half each.
+                part = (seen[0] + seen[1] * sizes[i]) / 2 if pieces else seen[0]
+                shown.update(base + n, start + int(part))
+
             try:
                 opened = source.open(i) if source is not None else None
-                report = import_file(
-                    store, path, options, lambda n, base=done: progress(base + n), opened
-                )
+                report = import_file(store, path, options, read, opened)
             except InputError as exc:
                 # Nothing of this file was written; the other files still are.
                 report = FileReport(str(path), options.plugin or "", error=exc)
             summary.files.append(report)
             done += report.read
+            done_bytes += sizes[i]
+            shown.update(done, done_bytes)
     summary.seconds = clock.perf_counter() - started
     return summary

@@ -52,11 +52,14 @@ class Skip:
     ``podcast_or_audiobook``, ``now_playing``, ``wrong_type``, ``not_an_object``,
     ``invalid_json``); ``where`` locates the item for a human (``"item 17"``,
     ``"line 3"``, ``"listens/2025/6.jsonl line 3"``, ``"page 2, item 5"``), optionally
-    followed by the offending field in parentheses.
+    followed by the offending field in parentheses. ``raw`` is the item as the file
+    holds it (the parsed JSON value, or the line's text), so that ``--skipped`` can show
+    the user which item it was; it takes no part in equality.
     """
 
     reason: str
     where: str
+    raw: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

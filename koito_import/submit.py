@@ -64,6 +64,7 @@ def replay(
     *,
     user_id: int = DEFAULT_USER_ID,
     progress: Callable[[int], None] | None = None,
+    on_skip: Callable[[Listen, str], None] | None = None,
 ) -> ReplayResult:
     """Import listens one by one, each matched from scratch: the per-listen reference path.
 
@@ -87,6 +88,8 @@ def replay(
             result = submit_listen(store, prepared, settings, user_id=user_id)
         except InvalidListen as exc:
             out.skipped[exc.reason] += 1
+            if on_skip is not None:
+                on_skip(listen, exc.reason)
             continue
         if result.inserted:
             # The run's own listen: it never makes a later one "heard before".

@@ -123,7 +123,7 @@ def _entity(obj: Mapping[str, Any], field: str, with_image: bool) -> EntityRecor
 def listen_to_listen(item: Any, where: str) -> Listen | Skip:
     """One exported listen as a Listen with entities, or the Skip saying why it is not one."""
     if type(item) is not dict:
-        return Skip("not_an_object", where)
+        return Skip("not_an_object", where, raw=item)
     try:
         client = go_str(item, "client")
         track_obj = go_object(item, "track")
@@ -140,14 +140,14 @@ def listen_to_listen(item: Any, where: str) -> Listen | Skip:
             go_bool(artist_obj, "is_primary", "artists.is_primary")
             artists.append(_entity(artist_obj, "artists", with_image=True))
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=item)
     time = parse_rfc3339(item.get("listened_at"))
     if time is None:
-        return Skip("bad_timestamp", f"{where} (listened_at)")
+        return Skip("bad_timestamp", f"{where} (listened_at)", raw=item)
     if not artists:
-        return Skip("missing_artist", where)
+        return Skip("missing_artist", where, raw=item)
     if track.name == "":
-        return Skip("missing_title", where)
+        return Skip("missing_title", where, raw=item)
     return Listen(
         artist=artists[0].name,
         title=track.name,

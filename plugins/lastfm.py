@@ -79,7 +79,7 @@ def _now_playing(track: dict[str, Any]) -> bool:
 def track_to_listen(track: Any, where: str) -> Listen | Skip:
     """One Last.fm track entry as a Listen, or the Skip saying why it is not one."""
     if type(track) is not dict:
-        return Skip("not_an_object", where)
+        return Skip("not_an_object", where, raw=track)
     try:
         artist_obj = go_object(track, "artist")
         artist = go_str(artist_obj, "#text", "artist.#text")
@@ -93,18 +93,18 @@ def track_to_listen(track: Any, where: str) -> Listen | Skip:
         uts = go_str(date, "uts", "date.uts")
         date_text = go_str(date, "#text", "date.#text")
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=track)
     if album == "":
         album = name
     if artist == "":
-        return Skip("missing_artist", where)
+        return Skip("missing_artist", where, raw=track)
     if name == "":
-        return Skip("missing_title", where)
+        return Skip("missing_title", where, raw=track)
     time = parse_go_int(uts)
     if time is None:
         time = parse_lastfm_text(date_text)
         if time is None:
-            return Skip("now_playing" if _now_playing(track) else "bad_timestamp", where)
+            return Skip("now_playing" if _now_playing(track) else "bad_timestamp", where, raw=track)
     artist_id = mbid(artist_mbid)
     return Listen(
         artist=artist,

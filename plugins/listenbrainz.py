@@ -93,6 +93,10 @@ def koito_import_describe() -> PluginInfo:
     )
 
 
+#: The keys of a ListenBrainz listen object that detection looks for.
+_LISTEN_KEYS = frozenset(("listened_at", "track_metadata"))
+
+
 def _looks_like_listen(item: Any) -> bool:
     return type(item) is dict and type(item.get("track_metadata")) is dict
 
@@ -102,9 +106,55 @@ def _is_listens_member(info: zipfile.ZipInfo) -> bool:
     return not info.is_dir() and name.startswith("listens/") and name.endswith(".jsonl")
 
 
+#: How many JSON Lines objects at the top of the file detection looks at.
+_DETECT_LINES = 3
+
+
+def _first_objects(head: bytes) -> list[Any] | None:
+    """The first few JSON values of a JSON Lines head, or None if the first is not JSON.
+
+    A later line that does not parse (cut off by the end of ``head``, or damaged) ends
+    the look: the lines before it decide.
+    """
+    lines = [line for line in head.lstrip(b"\xef\xbb\xbf").split(b"\n") if line.strip()]
+    values = []
+    for number, line in enumerate(lines[:_DETECT_LINES]):
+        try:
+            values.append(loads(line))
+        except ValueError:
+            if number == 0:
+                return None
+            break  # a cut or damaged later line: judge by the ones before it
+    return values
+
+
+def _jsonl_confidence(head: bytes) -> int | None:
+    """100/90 for a listen per line; 0 for JSON Lines of another shape; None: cannot tell.
+
+    Another shape — objects with keys, but neither ``listened_at`` nor
+    ``track_metadata``, such as Pano Scrobbler's ``{"timeMs", "artist", "track", ...}``
+    — is 0, "not mine", so that the ``*.jsonl`` pattern does not make this plugin take a
+    file of which it could read no listen. A first line that is not JSON, an empty
+    object, or listen keys with the wrong types is None: a damaged export may still be
+    ours by its name.
+    """
+    values = _first_objects(head)
+    if not values:
+        return None
+    first = values[0]
+    if _looks_like_listen(first):
+        return 100 if "listened_at" in first else 90
+    if all(type(v) is dict and v and not _LISTEN_KEYS & v.keys() for v in values):
+        return 0
+    return None
+
+
 @hookimpl
 def koito_import_detect(path: Path, head: bytes) -> int | None:
-    """100 for a zip with listens/*.jsonl members or a listen per line, 95 for an array."""
+    """100 for a zip with listens/*.jsonl members or a listen per line, 95 for an array.
+
+    0 (not mine, whatever the name) for JSON Lines whose objects are not listens.
+    """
     if head.startswith(_ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as zf:
@@ -116,14 +166,8 @@ def koito_import_detect(path: Path, head: bytes) -> int | None:
         return 50 if any(info.filename == "user.json" for info in infos) else None
     c = first_byte(head)
     if c == ord("{"):
-        line = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
-        try:
-            item = loads(line)
-        except ValueError:
-            return None
-        if _looks_like_listen(item):
-            return 100 if "listened_at" in item else 90
-    elif c == ord("["):
+        return _jsonl_confidence(head)
+    if c == ord("["):
         items = peek_items(head, (ITEMS,))
         if items and _looks_like_listen(items[0]):
             return 95 if "listened_at" in items[0] else 85
@@ -156,7 +200,7 @@ def _mappings(artists: list[Any]) -> tuple[tuple[str, str], ...]:
 def listen_to_listen(item: Any, where: str) -> Listen | Skip:
     """One ListenBrainz listen object as a Listen, or the Skip saying why it is not one."""
     if type(item) is not dict:
-        return Skip("not_an_object", where)
+        return Skip("not_an_object", where, raw=item)
     try:
         meta = go_object(item, "track_metadata")
         artist = go_str(meta, "artist_name", "track_metadata.artist_name")
@@ -172,14 +216,14 @@ def listen_to_listen(item: Any, where: str) -> Listen | Skip:
         info = go_object(meta, "additional_info", "track_metadata.additional_info")
         fields = _additional_info(info)
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=item)
     listened_at = item.get("listened_at")
     if type(listened_at) is not int or not -_INT64 <= listened_at < _INT64:
-        return Skip("bad_timestamp", f"{where} (listened_at)")
+        return Skip("bad_timestamp", f"{where} (listened_at)", raw=item)
     if artist == "":
-        return Skip("missing_artist", where)
+        return Skip("missing_artist", where, raw=item)
     if title == "":
-        return Skip("missing_title", where)
+        return Skip("missing_title", where, raw=item)
     artist_mbids = []
     for text in fields["artist_mbids"]:
         parsed = parse_go_uuid(text)
@@ -224,7 +268,7 @@ def _parse_lines(fp: IO[bytes], label: str) -> Iterator[Listen | Skip]:
     for lineno, value in iter_jsonl(fp, label):
         where = f"{prefix} {lineno}"
         if type(value) is BadLine:
-            yield Skip("invalid_json", where)
+            yield Skip("invalid_json", where, raw=value.text)
         else:
             yield listen_to_listen(value, where)
 

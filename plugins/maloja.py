@@ -143,7 +143,7 @@ def _fast(item: Any) -> Listen | None:
 def scrobble_to_listen(item: Any, where: str) -> Listen | Skip:
     """One Maloja scrobble as a Listen, or the Skip saying why it is not one."""
     if type(item) is not dict:
-        return Skip("not_an_object", where)
+        return Skip("not_an_object", where, raw=item)
     try:
         track = go_object(item, "track")
         artists = go_str_list(track, "artists", "track.artists")
@@ -152,15 +152,15 @@ def scrobble_to_listen(item: Any, where: str) -> Listen | Skip:
             go_object(track, "album", "track.album"), "albumtitle", "track.album.albumtitle"
         )
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=item)
     artists = move_first_match_to_front(artists, SEPARATOR)
     if not artists or artists[0] == "":
-        return Skip("missing_artist", where)
+        return Skip("missing_artist", where, raw=item)
     if title == "":
-        return Skip("missing_title", where)
+        return Skip("missing_title", where, raw=item)
     time = item.get("time")
     if type(time) is not int or not -_INT64 <= time < _INT64:
-        return Skip("bad_timestamp", f"{where} (time)")
+        return Skip("bad_timestamp", f"{where} (time)", raw=item)
     split: list[str] = []
     for artist in artists:
         if SEPARATOR in artist:

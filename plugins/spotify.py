@@ -14,8 +14,12 @@ export), a JSON list of ``{"ts": RFC 3339, "ms_played", "master_metadata_track_n
   int32 division), time = ``ts`` (when the play *ended*), client ``"spotify"``.
 
 **Account-data streaming history** (``StreamingHistory_music_0.json``, older
-``StreamingHistory0.json``; ``StreamingHistory_podcast_*.json`` holds podcasts), a JSON
-list of ``{"endTime": "2023-01-31 18:04", "artistName", "trackName", "msPlayed"}``.
+``StreamingHistory0.json``), a JSON list of ``{"endTime": "2023-01-31 18:04",
+"artistName", "trackName", "msPlayed"}``. Its podcasts (``StreamingHistory_podcast_*.json``:
+``{"endTime", "podcastName", "episodeName", "msPlayed"}``) and audiobooks
+(``StreamingHistory_audiobook_*.json``: ``{"endTime", "audiobookName", "chapterName",
+"msPlayed"}``, sometimes with ``authorName``) have no track and are skipped
+(``podcast_or_audiobook``) like the extended history's.
 Koito cannot read it; we treat it like the extended history: artist ``artistName``,
 title ``trackName``, no album (Koito then uses the track title), duration
 ``msPlayed // 1000``, time ``endTime`` in UTC (the end of the play, like ``ts``). It has
@@ -65,6 +69,14 @@ _PODCAST_KEYS = (
     "audiobook_chapter_uri",
     "audiobook_chapter_title",
 )
+#: The account-data history's podcast and audiobook keys (it has no URIs).
+_ACCOUNT_PODCAST_KEYS = (
+    "podcastName",
+    "episodeName",
+    "audiobookName",
+    "chapterName",
+    "authorName",
+)
 _EXTENDED_KEYS = ("ts", "ms_played", "reason_end", "master_metadata_track_name")
 
 
@@ -110,19 +122,19 @@ def extended_to_listen(item: Mapping[str, Any], where: str, min_ms: int | None) 
         artist = go_str(item, "master_metadata_album_artist_name")
         album = go_str(item, "master_metadata_album_album_name")
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=item)
     if min_ms is None:
         if reason_end != "trackdone":
-            return Skip("not_trackdone", where)
+            return Skip("not_trackdone", where, raw=item)
     elif ms_played < min_ms:
-        return Skip("too_short", where)
+        return Skip("too_short", where, raw=item)
     time = parse_rfc3339(item.get("ts"))
     if time is None:
-        return Skip("bad_timestamp", f"{where} (ts)")
+        return Skip("bad_timestamp", f"{where} (ts)", raw=item)
     if title == "" or artist == "":
         if _is_podcast(item, _PODCAST_KEYS):
-            return Skip("podcast_or_audiobook", where)
-        return Skip("missing_title" if title == "" else "missing_artist", where)
+            return Skip("podcast_or_audiobook", where, raw=item)
+        return Skip("missing_title" if title == "" else "missing_artist", where, raw=item)
     return Listen(
         artist=artist,
         title=title,
@@ -142,16 +154,16 @@ def account_data_to_listen(
         title = go_str(item, "trackName")
         artist = go_str(item, "artistName")
     except WrongType as exc:
-        return Skip("wrong_type", f"{where} ({exc.field})")
+        return Skip("wrong_type", f"{where} ({exc.field})", raw=item)
     if ms_played < (ACCOUNT_DATA_MIN_MS if min_ms is None else min_ms):
-        return Skip("too_short", where)
+        return Skip("too_short", where, raw=item)
     time = parse_spotify_end_time(item.get("endTime"))
     if time is None:
-        return Skip("bad_timestamp", f"{where} (endTime)")
+        return Skip("bad_timestamp", f"{where} (endTime)", raw=item)
     if title == "" or artist == "":
-        if _is_podcast(item, ("podcastName", "episodeName")):
-            return Skip("podcast_or_audiobook", where)
-        return Skip("missing_title" if title == "" else "missing_artist", where)
+        if _is_podcast(item, _ACCOUNT_PODCAST_KEYS):
+            return Skip("podcast_or_audiobook", where, raw=item)
+        return Skip("missing_title" if title == "" else "missing_artist", where, raw=item)
     return Listen(
         artist=artist,
         title=title,
@@ -164,7 +176,7 @@ def account_data_to_listen(
 def item_to_listen(item: Any, where: str, min_ms: int | None) -> Listen | Skip:
     """Classify one item by its keys and convert it."""
     if type(item) is not dict:
-        return Skip("not_an_object", where)
+        return Skip("not_an_object", where, raw=item)
     if any(key in item for key in _EXTENDED_KEYS) or "endTime" not in item:
         return extended_to_listen(item, where, min_ms)
     return account_data_to_listen(item, where, min_ms)

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from koito_import import __version__
+from koito_import import __version__, plugins
 from koito_import.cli import main
 
 
@@ -234,3 +234,72 @@ def test_default_target_follows_koito_config_dir(
     assert code == 0, err
     assert (tmp_path / "etc-koito" / "koito.db").exists()
     assert not (tmp_path / "koito.db").exists()
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PANO = FIXTURES / "unsupported" / "pano_scrobbler.jsonl"
+
+
+def test_detect_reports_every_file_and_fails_at_the_end(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    maloja = FIXTURES / "maloja" / "maloja_export.json"
+    spotify = FIXTURES / "spotify" / "StreamingHistory_music_0.json"
+    missing = tmp_path / "missing.json"
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    code, out, err = cli(
+        capsys, "detect", str(maloja), str(PANO), str(missing), str(empty), str(spotify)
+    )
+    assert code == 1
+    assert out.splitlines() == [
+        f"{maloja}: maloja (confidence 100)",
+        f"{PANO}: no plugin reads it",
+        f"{missing}: error: no such file",
+        f"{empty}: no plugin reads it (the file is empty)",
+        f"{spotify}: spotify (confidence 95)",
+    ]
+    assert len(err.splitlines()) == 1
+    assert err.startswith("koito-import: error: no plugin reads 2 of 5 files (formats: ")
+    assert "listenbrainz" in err and "1 of 5 files cannot be read" in err
+
+
+def test_detect_exits_0_when_every_file_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    jsonl = FIXTURES / "listenbrainz" / "listens.jsonl"
+    code, out, err = cli(capsys, "detect", str(jsonl), str(jsonl))
+    assert (code, err) == (0, "")
+    assert out == f"{jsonl}: listenbrainz (confidence 100)\n" * 2
+
+
+def test_detect_only_a_missing_file_is_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = cli(capsys, "detect", str(tmp_path / "nope.json"))
+    assert code == 1
+    assert out == f"{tmp_path / 'nope.json'}: error: no such file\n"
+    assert err == "koito-import: error: 1 of 1 files cannot be read\n"
+
+
+def test_detect_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "detect", "--help")
+    assert code == 0
+    assert "Files to look at; nothing is imported." in out
+    assert "imported in the order given" not in out  # run's help for FILES
+    assert "no plugin reads it" in out
+
+
+def test_run_says_no_plugin_reads_a_pano_scrobbler_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "koito.db"
+    for name in ("pano_scrobbler.jsonl", "listenbrainz_export.jsonl"):
+        path = tmp_path / name
+        path.write_bytes(PANO.read_bytes())
+        code, out, err = cli(capsys, "run", str(path), "--db", str(db))
+        assert code == 1
+        formats = ", ".join(plugins.plugin_names())
+        assert err == f"koito-import: error: {path}: no plugin reads it (formats: {formats})\n"
+        assert "listenbrainz" in formats and "bad_timestamp" not in out + err
+        assert not db.exists()

@@ -19,7 +19,7 @@ import pytest
 from koito_import import parallel, plugins
 from koito_import.cli import main
 from koito_import.errors import InputError
-from koito_import.pipeline import ImportOptions, run_import
+from koito_import.pipeline import ImportOptions, NoProgress, run_import
 from koito_import.records import ParseOptions
 from koito_import.snapshot import catalog_snapshot
 from koito_import.stores import open_store
@@ -273,14 +273,16 @@ def test_interrupt_leaves_no_worker(tmp_path: Path, db_target: str) -> None:
     ]
     seen = []
 
-    def progress(n: int) -> None:
-        seen.append(n)
-        assert multiprocessing.active_children()
-        raise KeyboardInterrupt
+    class Interrupting(NoProgress):
+        def update(self, listens: int, done_bytes: int) -> None:
+            if listens:
+                seen.append(listens)
+                assert multiprocessing.active_children()
+                raise KeyboardInterrupt
 
     with open_store(db_target) as store:
         with pytest.raises(KeyboardInterrupt):
-            run_import(store, files, ImportOptions(workers=2), progress)
+            run_import(store, files, ImportOptions(workers=2), Interrupting())
         assert multiprocessing.active_children() == []
         # The parent's connection is intact after its forked workers ended.
         assert store.counts().listens == 0
