@@ -111,15 +111,18 @@ def _main(
     _state["debug"] = _state["debug"] or debug
 
 
-def parse_time(value: str) -> int:
-    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+def parse_time(value: str, flag: str = "--time") -> int:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone).
+
+    ``flag`` names the option (and its environment variable) in the error.
+    """
     text = value.strip()
     if text.lstrip("-").isdigit():
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--time {value!r} is neither unix seconds nor an ISO 8601 time") from None
+        raise UsageError(f"{flag} {value!r} is neither unix seconds nor an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
@@ -294,10 +297,14 @@ def run(
         raise UsageError(f"--mode must be 'bulk' or 'per-listen', not {mode!r}")
     if plugin is not None:
         plugins.require(plugin)
+    start = parse_time(since, "--since (KOITO_IMPORT_AFTER_UNIX)") if since else None
+    end = parse_time(until, "--until (KOITO_IMPORT_BEFORE_UNIX)") if until else None
+    if start is not None and end is not None and start > end:
+        raise UsageError(f"--since {since!r} is after --until {until!r}: nothing would be imported")
     options = ImportOptions(
         plugin=plugin,
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
+        since=start,
+        until=end,
         settings=MatchSettings.from_value(artist_separator),
         parse_options=plugins.ParseOptions(
             spotify_min_ms=None if spotify_min_seconds is None else spotify_min_seconds * 1000

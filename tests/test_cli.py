@@ -303,3 +303,24 @@ def test_run_says_no_plugin_reads_a_pano_scrobbler_file(
         assert err == f"koito-import: error: {path}: no plugin reads it (formats: {formats})\n"
         assert "listenbrainz" in formats and "bad_timestamp" not in out + err
         assert not db.exists()
+
+
+def test_window_errors_name_their_option(capsys, tmp_path) -> None:
+    from koito_import.cli import main
+
+    export = tmp_path / "maloja.json"
+    export.write_text('{"scrobbles": []}')
+    db = tmp_path / "k.db"
+    for args, message in (
+        (["--since", "yesterday"], "--since (KOITO_IMPORT_AFTER_UNIX) 'yesterday' is neither"),
+        (["--until", "soon"], "--until (KOITO_IMPORT_BEFORE_UNIX) 'soon' is neither"),
+        (["--since", "2024-01-02", "--until", "2024-01-01"], "--since '2024-01-02' is after"),
+    ):
+        try:
+            main(["run", str(export), "--db", str(db), *args])
+        except SystemExit as done:
+            code = done.code
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith(f"koito-import: error: {message}")
+        assert not db.exists()
