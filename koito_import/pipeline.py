@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from koito_import import jsonstream, plugins
-from koito_import.errors import DatabaseError, InputError
-from koito_import.listen import Listen
+from koito_import.errors import DatabaseError, InputError, SchemaError
+from koito_import.listen import DEFAULT_USER_ID, Listen
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store, write_failure
 from koito_import.submit import replay
@@ -363,6 +363,12 @@ def run_import(
     and starts the workers itself.
     """
     started = clock.perf_counter()
+    if not store.has_user(DEFAULT_USER_ID):
+        # Without it every listen would fail its foreign key, deep inside the write.
+        raise SchemaError(
+            f"{store.display_name} has no user to import the listens for (user {DEFAULT_USER_ID}); "
+            "start Koito once so that it creates its admin user, then import"
+        )
     summary = RunSummary(store.display_name, options.mode, options.dry_run)
     paths = list(paths)
     shown = progress or NoProgress()

@@ -331,3 +331,17 @@ def test_dry_run_on_postgresql_with_known_tracks_twice(capsys, tmp_path: Path, p
     assert code == 0, err
     assert [f["inserted"] for f in json.loads(out)["files"]] == [2, 2]
     assert count(pg_url, "listens") == 3
+
+
+def test_a_koito_database_without_its_user_is_a_clear_error(
+    capsys, db_target: str, tmp_path
+) -> None:
+    export = maloja(tmp_path / "maloja.json", scrobble(1))
+    with open_store(db_target) as store, store.transaction():
+        store.execute("DELETE FROM api_keys")
+        store.execute("DELETE FROM users")
+    code, _, err = cli(capsys, "run", str(export), "--db", db_target)
+    assert code == 4
+    assert "has no user to import the listens for" in err
+    assert len(err.strip().splitlines()) == 1
+    assert count(db_target, "listens") == 0

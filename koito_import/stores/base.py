@@ -120,6 +120,10 @@ class Store(ABC):
         )
         return cur.rowcount == 1
 
+    def has_user(self, user_id: int) -> bool:
+        """Whether the user the listens belong to exists (Koito creates it on first start)."""
+        return self.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+
     def listen_span(self, user_id: int) -> tuple[int, int] | None:
         """(first, last) unix second of the user's listens; None when there are none."""
         lo, hi = (self.epoch_sql.format(f"{f}(listened_at)") for f in ("min", "max"))
