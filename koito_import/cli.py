@@ -5,10 +5,11 @@ stderr with a documented exit code; a traceback appears only with ``--debug`` (o
 ``KOITO_IMPORT_DEBUG=1``). Exit codes:
 
     0   success
-    1   an input file is missing, unreadable, malformed, or yields no importable listen
+    1   an input file is missing, unreadable or malformed (the other files still import)
     2   usage error (bad option or value)
     3   the database cannot be opened or a write failed (nothing half-written)
-    4   the database is not empty and not a Koito database this version knows
+    4   the database is not empty and not a Koito database this version knows,
+        or has no user to import for (Koito creates it on its first start)
     70  internal error (a bug: please report it with the --debug output)
     130 interrupted (Ctrl-C)
     143 terminated (SIGTERM)
@@ -53,11 +54,27 @@ class _Terminated(BaseException):
     back, its parse workers are stopped, and one line says what happened."""
 
 
+_EPILOG = """\b
+Examples:
+  koito-import run my_spotify_data.zip           (into ./koito.db)
+  koito-import run ~/exports/ --db /srv/koito/koito.db
+  koito-import run scrobbles.csv --skipped skipped.jsonl
+  zcat export.json.gz | koito-import run --plugin maloja -
+  koito-import detect *.json
+
+\b
+Exit codes: 0 success, 1 an input file could not be read (the others
+imported), 2 usage error, 3 database cannot be opened or written,
+4 not a Koito database (or no user in it), 70 internal error,
+130 interrupted, 143 terminated.
+"""
+
 app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     name="koito-import",
     help="Import a whole listening history into Koito in seconds, exactly as Koito would.",
     no_args_is_help=True,
+    epilog=_EPILOG,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -185,7 +202,8 @@ def submit(
 FilesArgument = Annotated[
     list[Path],
     typer.Argument(
-        help="Export files, imported in the order given (a Spotify export is many files).",
+        help="Export files, folders (read recursively, in natural order), zips and "
+        ".gz files, imported in the order given; '-' is standard input.",
         show_default=False,
     ),
 ]

@@ -324,3 +324,15 @@ def test_window_errors_name_their_option(capsys, tmp_path) -> None:
         assert code == 2, err
         assert err.startswith(f"koito-import: error: {message}")
         assert not db.exists()
+
+
+def test_help_shows_examples_and_exit_codes(capsys) -> None:
+    from koito_import.cli import main
+
+    try:
+        main(["--help"])
+    except SystemExit as done:
+        assert done.code == 0
+    out = capsys.readouterr().out
+    assert "koito-import run my_spotify_data.zip" in out
+    assert "Exit codes: 0 success" in out and "143 terminated" in out
