@@ -75,7 +75,7 @@ app = typer.Typer(
     help="Import a whole listening history into Koito in seconds, exactly as Koito would.",
     no_args_is_help=True,
     epilog=_EPILOG,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

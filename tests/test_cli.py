@@ -336,3 +336,29 @@ def test_help_shows_examples_and_exit_codes(capsys) -> None:
     out = capsys.readouterr().out
     assert "koito-import run my_spotify_data.zip" in out
     assert "Exit codes: 0 success" in out and "143 terminated" in out
+
+
+def test_shell_completion_through_typer(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "from koito_import.cli import main; main()"
+    shown = subprocess.run(
+        [sys.executable, "-c", code, "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "_KOITO_IMPORT_COMPLETE" in shown.stdout
+    env = {
+        **os.environ,
+        "_KOITO_IMPORT_COMPLETE": "complete_bash",
+        "COMP_WORDS": "koito-import ru",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.stdout.split() == ["run"]
