@@ -560,7 +560,11 @@ def main(argv: list[str] | None = None) -> Any:
     except typer.Exit as exc:
         return sys.exit(exc.exit_code)
     except TyperException as exc:  # usage errors found by the option parser
-        exc.show()
+        # One style for every error: ours, with the way to the command's help.
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        text = exc.format_message().strip()
+        _report(exc, (text.splitlines()[0] if text else type(exc).__name__) + where)
         return sys.exit(getattr(exc, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt) as exc:
         _report(

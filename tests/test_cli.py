@@ -362,3 +362,18 @@ def test_shell_completion_through_typer(tmp_path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
     assert done.stdout.split() == ["run"]
+
+
+def test_option_parser_errors_are_one_line_in_our_style(capsys) -> None:
+    from koito_import.cli import main
+
+    for args, message in (
+        (["run", "--bogus", "x"], "No such option: --bogus (see 'koito-import run --help')"),
+        (["nosuch"], "No such command 'nosuch'. (see 'koito-import --help')"),
+    ):
+        try:
+            main(args)
+        except SystemExit as done:
+            assert done.code == 2
+        err = capsys.readouterr().err
+        assert err == f"koito-import: error: {message}\n"
