@@ -401,13 +401,13 @@ def _member_check(plugin: str | None):
                 return "empty"
             if plugin is not None:
                 return None if plugins.reads(path, plugin) else f"not a {plugin} file"
-            _name, confidence = plugins.detect(path)
-        except InputError:
-            return "no plugin reads it"
-        except OSError as exc:
-            return f"cannot be read: {exc.strerror or exc}"
+            found = plugins.claim(path)
+        except (InputError, OSError) as exc:
+            return f"cannot be read: {getattr(exc, 'reason', None) or exc}"
         # Inside an archive, a name alone (``*.csv``) is not enough to fail the run on.
-        return None if confidence > plugins.NAME_ONLY_CONFIDENCE else "no plugin reads it"
+        if found is None or found[1] <= plugins.NAME_ONLY_CONFIDENCE:
+            return "no plugin reads it"
+        return None
 
     return why_not
 

@@ -135,12 +135,12 @@ class _Expander:
         self.out = Inputs()
         self._n = 0
 
-    def _scratch(self, name: str) -> Path:
+    def scratch(self, name: str) -> Path:
         self._n += 1
         safe = re.sub(r"[^\w.-]", "_", PurePosixPath(name).name)[-80:] or "input"
         return self.tmp / f"{self._n}-{safe}"
 
-    def _copy(self, src, dst: Path, shown: str) -> None:
+    def copy(self, src, dst: Path, shown: str) -> None:
         try:
             with dst.open("wb") as out:
                 shutil.copyfileobj(src, out, _COPY_BUFFER)
@@ -164,9 +164,9 @@ class _Expander:
             return
         magic = _magic(path)
         if magic[:2] == _GZIP_MAGIC:
-            plain = self._scratch(shown.removesuffix(".gz").removesuffix(".gzip"))
+            plain = self.scratch(shown.removesuffix(".gz").removesuffix(".gzip"))
             with gzip.open(path, "rb") as src:
-                self._copy(src, plain, shown)
+                self.copy(src, plain, shown)
             self.add(plain, shown, inside, depth + 1)
             return
         if magic in _ZIP_MAGIC and self.claims(path) is not None:
@@ -201,13 +201,13 @@ class _Expander:
                 members.sort(key=lambda m: natural_key(m.filename))
                 for member in members:
                     inner = f"{shown}:{member.filename}"
-                    plain = self._scratch(member.filename)
+                    plain = self.scratch(member.filename)
                     try:
                         src = archive.open(member)
                     except (*_ARCHIVE_ERRORS, RuntimeError) as exc:  # encrypted: RuntimeError
                         raise InputError(inner, "", f"cannot be extracted: {exc}") from None
                     with src:
-                        self._copy(src, plain, inner)
+                        self.copy(src, plain, inner)
                     self.add(plain, inner, True, depth + 1)
         except _ARCHIVE_ERRORS as exc:
             raise InputError(shown, "", f"corrupt zip file: {exc}") from None
@@ -226,13 +226,13 @@ def prepared(paths: list[Path], claims: Claims) -> Iterator[Inputs]:
         for path in paths:
             shown = STDIN_NAME if str(path) == STDIN else str(path)
             if _once_only(path):
-                copy = expander._scratch("stdin" if str(path) == STDIN else path.name)
+                copy = expander.scratch("stdin" if str(path) == STDIN else path.name)
                 if str(path) == STDIN:
-                    expander._copy(sys.stdin.buffer, copy, shown)
+                    expander.copy(sys.stdin.buffer, copy, shown)
                 else:
                     try:
                         with path.open("rb") as src:
-                            expander._copy(src, copy, shown)
+                            expander.copy(src, copy, shown)
                     except OSError as exc:
                         raise InputError(
                             shown, "", f"cannot be read: {exc.strerror or exc}"
