@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,6 +200,13 @@ def submit(
     typer.echo(f"{store.display_name}: track {result.resolved.track_id} ({state})")
 
 
+class ModeChoice(str, Enum):
+    """``--mode``: a choice, so that ``--help`` and the error name the two."""
+
+    bulk = "bulk"
+    per_listen = "per-listen"
+
+
 FilesArgument = Annotated[
     list[Path],
     typer.Argument(
@@ -253,9 +261,9 @@ def run(
         ),
     ] = None,
     mode: Annotated[
-        str,
+        ModeChoice,
         typer.Option("--mode", help="bulk (fast) or per-listen (Koito's path, listen by listen)."),
-    ] = "bulk",
+    ] = ModeChoice.bulk,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Read, match and report; write nothing.")
     ] = False,
@@ -311,8 +319,6 @@ def run(
     from koito_import.skiplog import SkipLog
     from koito_import.stores import display_target, open_store, resolve_target, sqlite_path
 
-    if mode not in ("bulk", "per-listen"):
-        raise UsageError(f"--mode must be 'bulk' or 'per-listen', not {mode!r}")
     if plugin is not None:
         plugins.require(plugin)
     start = parse_time(since, "--since (KOITO_IMPORT_AFTER_UNIX)") if since else None
@@ -327,7 +333,7 @@ def run(
         parse_options=plugins.ParseOptions(
             spotify_min_ms=None if spotify_min_seconds is None else spotify_min_seconds * 1000
         ),
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode.value,  # type: ignore[arg-type]
         dry_run=dry_run,
         workers=parallel.DEFAULT_WORKERS if workers is None else workers,
         commit_every=lock_seconds,

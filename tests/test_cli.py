@@ -377,3 +377,14 @@ def test_option_parser_errors_are_one_line_in_our_style(capsys) -> None:
             assert done.code == 2
         err = capsys.readouterr().err
         assert err == f"koito-import: error: {message}\n"
+
+
+def test_mode_is_a_choice(capsys) -> None:
+    from koito_import.cli import main
+
+    try:
+        main(["run", "x.json", "--mode", "fast"])
+    except SystemExit as done:
+        assert done.code == 2
+    err = capsys.readouterr().err
+    assert "'fast' is not one of 'bulk', 'per-listen'" in err
