@@ -39,7 +39,7 @@ class Prefetch(Protocol):
 
 
 class Progress(Protocol):
-    """What a run tells a progress display (``progress.RunProgress``)."""
+    """What a run tells a progress display (``progress.run_progress``)."""
 
     def start(self, total_bytes: int) -> None:
         """The run begins: this many bytes of input in all."""
@@ -320,6 +320,36 @@ def import_file(
     return report
 
 
+@dataclass
+class _FileMeter:
+    """One file's progress, as bytes of the run: how far its parser has read and, for
+    a file committed in pieces (read whole first, then written), half for each."""
+
+    shown: Progress
+    source: Prefetch | None
+    index: int
+    path: Path
+    size: int
+    listens_before: int
+    bytes_before: int
+    pieces: bool
+    read: int = 0
+    written: float = 0.0
+
+    def __call__(self, listens: int, written: float | None = None) -> None:
+        if self.source is not None:
+            at = self.source.position(self.index)
+        else:
+            at = jsonstream.position(self.path)
+        if at is None and self.read:
+            at = self.size  # closed: read to its end (the writes go on)
+        self.read = max(self.read, min(at or 0, self.size))
+        if written is not None:
+            self.written = written
+        part = (self.read + self.written * self.size) / 2 if self.pieces else self.read
+        self.shown.update(self.listens_before + listens, self.bytes_before + int(part))
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -384,28 +414,10 @@ def run_import(
         for i, path in enumerate(paths):
             shown.file(str(path))
 
-            def read(
-                n: int,
-                written: float | None = None,
-                i: int = i,
-                path: Path = path,
-                base: int = done,
-                start: int = done_bytes,
-                seen: list[float] = [0, 0.0],  # noqa: B006 - one per file: bound per iteration
-            ) -> None:
-                at = source.position(i) if source is not None else jsonstream.position(path)
-                if at is None and seen[0]:
-                    at = sizes[i]  # closed: read to its end (the writes go on)
-                seen[0] = max(seen[0], min(at or 0, sizes[i]))
-                if written is not None:
-                    seen[1] = written
-                # A file committed in pieces is read whole first, then written: half each.
-                part = (seen[0] + seen[1] * sizes[i]) / 2 if pieces else seen[0]
-                shown.update(base + n, start + int(part))
-
+            meter = _FileMeter(shown, source, i, path, sizes[i], done, done_bytes, pieces)
             try:
                 opened = source.open(i) if source is not None else None
-                report = import_file(store, path, options, read, opened)
+                report = import_file(store, path, options, meter, opened)
             except InputError as exc:
                 # Nothing of this file was written; the other files still are.
                 report = FileReport(str(path), options.plugin or "", error=exc)

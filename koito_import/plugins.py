@@ -329,14 +329,11 @@ def no_plugin_reads(
     return InputError(str(path), "", f"{why} (formats: {format_names(pm)})")
 
 
-def _choose(p: Path, head: bytes, pm: pluggy.PluginManager) -> tuple[str, int] | None:
-    order = plugin_names(pm)
-    rank = {name: i for i, name in enumerate(order)}
-    infos = describe(pm)
-    by_name = {name: _name_matches(p.name, infos[name].patterns) for name in order}
-
+def _scores(p: Path, head: bytes, pm: pluggy.PluginManager) -> tuple[dict[str, int], set[str]]:
+    """Every detector's answer: {plugin: 1-100}, and the plugins that said "another
+    format" (0), which are not to be chosen by name either."""
     scores: dict[str, int] = {}
-    ruled_out: set[str] = set()  # "another format": not to be chosen by name either
+    ruled_out: set[str] = set()
     if head:
         for name, result in _call_each(pm, "koito_import_detect", path=p, head=head):
             if isinstance(result, bool) or not isinstance(result, (int, float)):
@@ -345,6 +342,15 @@ def _choose(p: Path, head: bytes, pm: pluggy.PluginManager) -> tuple[str, int] |
                 ruled_out.add(name)
                 continue
             scores[name] = min(int(result), 100)
+    return scores, ruled_out
+
+
+def _choose(p: Path, head: bytes, pm: pluggy.PluginManager) -> tuple[str, int] | None:
+    order = plugin_names(pm)
+    rank = {name: i for i, name in enumerate(order)}
+    infos = describe(pm)
+    by_name = {name: _name_matches(p.name, infos[name].patterns) for name in order}
+    scores, ruled_out = _scores(p, head, pm)
     if scores:
         best = max(scores, key=lambda n: (scores[n], by_name.get(n, False), -rank.get(n, 1 << 30)))
         return best, scores[best]
@@ -390,14 +396,13 @@ def reads(
     """
     pm = _pm(pm)
     p = Path(path)
-    head = read_head(p)
-    if head:
-        for name, result in _call_each(pm, "koito_import_detect", path=p, head=head):
-            number = isinstance(result, (int, float)) and not isinstance(result, bool)
-            if name == plugin_name and number and result > 0:
-                return True
+    scores, ruled_out = _scores(p, read_head(p), pm)
+    if plugin_name in scores:
+        return True
     info = describe(pm).get(plugin_name)
-    return info is not None and _name_matches(p.name, info.patterns)
+    return (
+        plugin_name not in ruled_out and info is not None and _name_matches(p.name, info.patterns)
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------
