@@ -511,9 +511,9 @@ class MemoryCatalog:
         if row.mbid is not None:
             if self._artist_by_mbid.get(row.mbid) == artist.id:
                 del self._artist_by_mbid[row.mbid]
-            self._touch(("am", row.mbid))
-        self._touch(("am", mbid))
-        self._touch(artist.id)
+            self._replace(("am", row.mbid))
+        self._replace(("am", mbid))
+        self._replace(artist.id)
         row.mbid = mbid
         self._artist_by_mbid[mbid] = artist.id
         artist.mbid = mbid
@@ -573,11 +573,15 @@ class MemoryCatalog:
         album.links.add(artist_id)
         self.new_album_links.append((artist_id, rid, primary))
         key = (album.title, artist_id)
-        if self._album_by_title.get(key, rid + 1) > rid:
+        held = self._album_by_title.get(key)
+        if held is None or held > rid:
             # The lowest-id album of this title linked to this artist changed: what
             # album_by_title answered for it before is out of date.
             self._album_by_title[key] = rid
-            self._touch(key)
+            if held is None:
+                self._touch(key)
+            else:
+                self._replace(key)
         self.changes += 1
 
     def set_album_mbid(self, album: Album, mbid: str) -> None:
@@ -585,8 +589,8 @@ class MemoryCatalog:
         if row.mbid is not None:
             if self._album_by_mbid.get(row.mbid) == album.id:
                 del self._album_by_mbid[row.mbid]
-            self._touch(("rm", row.mbid))
-        self._touch(("rm", mbid))
+            self._replace(("rm", row.mbid))
+        self._replace(("rm", mbid))
         row.mbid = mbid
         self._album_by_mbid[mbid] = album.id
         album.mbid = mbid
@@ -663,8 +667,8 @@ class MemoryCatalog:
         if row.mbid is not None:
             if self._track_by_mbid.get(row.mbid) == track.id:
                 del self._track_by_mbid[row.mbid]
-            self._touch(("tm", row.mbid))
-        self._touch(("tm", mbid))
+            self._replace(("tm", row.mbid))
+        self._replace(("tm", mbid))
         row.mbid = mbid
         self._track_by_mbid[mbid] = track.id
         track.mbid = mbid
@@ -692,8 +696,10 @@ class MemoryCatalog:
         (their MBIDs), the MBIDs it looked up, and the (album title, artist) pairs it
         looked up; every mutation below that changes one of those answers touches it.
         Name lookups and track lookups need no token (see there). Changes made by the
-        watched resolution itself come before the watch, and they only turn its own
-        "not found" into what it created, which re-resolving would find.
+        watched resolution itself come before the watch: a creation only turns its own
+        "not found" into what it created, which re-resolving would find; a change that
+        replaced an answer it had read makes it ``volatile`` (``_replace``), and the
+        bulk path then matches the key's next listen again, as Koito would.
         """
         watchers = self._watchers
         for token in self._reads:
@@ -708,6 +714,17 @@ class MemoryCatalog:
         """Watchers whose reads changed since the previous call (may repeat, may be old)."""
         stale, self._stale = self._stale, []
         return stale
+
+    def _replace(self, token: object) -> None:
+        """``_touch`` for a change that replaces an answer (not None -> what was created).
+
+        When the resolution under way read that answer itself, running it again would
+        read the new one and may take another path, or make the change back (an MBID
+        moved away and back within one resolution): not a fixed point, so not reused.
+        """
+        if token in self._reads:
+            self.volatile = True
+        self._touch(token)
 
     def _touch(self, token: object) -> None:
         bucket = self._watchers.pop(token, None)
