@@ -716,11 +716,14 @@ class MemoryCatalog:
         return stale
 
     def _replace(self, token: object) -> None:
-        """``_touch`` for a change that replaces an answer (not None -> what was created).
+        """``_touch`` for a change that replaces an answer, not one that creates it.
 
         When the resolution under way read that answer itself, running it again would
         read the new one and may take another path, or make the change back (an MBID
         moved away and back within one resolution): not a fixed point, so not reused.
+        This is deliberately broad (an MBID set on an artist found by name also counts):
+        such a key costs one more resolution, at its next listen, and no proof is needed
+        of which replacements are harmless.
         """
         if token in self._reads:
             self.volatile = True
