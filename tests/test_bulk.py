@@ -22,7 +22,7 @@ from koito_import import bulk as bulk_module
 from koito_import.bulk import BulkResult, BulkSubmitter
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 from koito_import.settings import MatchSettings
-from koito_import.snapshot import catalog_snapshot, table_rows
+from tests.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import replay, submit_listen
 

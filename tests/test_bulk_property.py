@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from koito_import.bulk import BulkSubmitter
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
-from koito_import.snapshot import catalog_snapshot, table_rows
+from tests.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store
 from koito_import.submit import replay
 

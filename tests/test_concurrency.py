@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import generate
-from koito_import.snapshot import catalog_snapshot
+from tests.snapshot import catalog_snapshot
 from koito_import.stores import open_store
 from koito_import.testing import fresh_database
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from koito_import.bulk import BulkSubmitter
 from koito_import.cli import main
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
-from koito_import.snapshot import table_rows
+from tests.snapshot import table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import replay, submit_listen
 

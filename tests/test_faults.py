@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks import generate
 from koito_import.cli import main
-from koito_import.snapshot import catalog_snapshot
+from tests.snapshot import catalog_snapshot
 from koito_import.stores import open_store
 
 pytestmark = pytest.mark.slow  # signals, disk and processes: independent of the compiled hot path

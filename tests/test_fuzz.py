@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from koito_import.cli import main
-from koito_import.snapshot import table_rows
+from tests.snapshot import table_rows
 from koito_import.stores import open_store
 
 pytestmark = pytest.mark.slow  # plugins and stores: the twins are proven equal elsewhere

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from koito_import.pipeline import ImportOptions, run_import
-from koito_import.snapshot import catalog_snapshot
+from tests.snapshot import catalog_snapshot
 from koito_import.stores import Store, open_store
 
 SAMPLES = [

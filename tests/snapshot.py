@@ -1,4 +1,4 @@
-"""A catalog as plain data without database ids, to compare two imports.
+"""A catalog as plain data without database ids, to compare two imports (tests only).
 
 Two databases hold "the same catalog" when they have the same artists, albums, tracks,
 aliases, links and listens, whatever ids they got. Each entity is described by its own
