@@ -16,6 +16,7 @@ PACKAGES = [
     "koito_import",
     "koito_import.schema",
     "koito_import.stores",
+    "koito_import.bulk",
     "koito_import.importers",
 ]
 

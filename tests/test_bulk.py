@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from koito_import import bulk as bulk_module
+from koito_import.bulk import submitter as bulk_module
 from koito_import.bulk import BulkResult, BulkSubmitter
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 from koito_import.settings import MatchSettings

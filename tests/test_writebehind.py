@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from koito_import.writebehind import WriteBehind
+from koito_import.bulk.writebehind import WriteBehind
 
 
 def test_jobs_run_in_order_on_one_other_thread() -> None:

@@ -78,12 +78,12 @@ from koito_import import _normalize
 from koito_import.catalog import Resolved
 from koito_import.errors import InvalidListen
 from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
-from koito_import.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
+from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
-from koito_import.writebehind import WriteBehind
+from koito_import.bulk.writebehind import WriteBehind
 
 #: Listens normalized per call (and resolved per step while that is cheap; the
 #: progress granularity too).
