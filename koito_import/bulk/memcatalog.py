@@ -56,8 +56,7 @@ from koito_import.catalog import (
     unique,
 )
 from koito_import.listen import Listen
-from koito_import.stores.base import Store
-from koito_import.stores.bulkwrite import BulkWriter
+from koito_import.stores.slices import SliceReader
 
 #: Provisional ids of entities created in memory start here (far above real ids).
 PROVISIONAL_BASE = 1 << 60
@@ -203,19 +202,11 @@ class _TrackRow:
 class MemoryCatalog:
     """A ``Catalog`` over an in-memory slice of the database plus the batch's own changes."""
 
-    def __init__(
-        self,
-        store: Store,
-        writer: BulkWriter,
-        query: Callable[..., Any] | None = None,
-    ) -> None:
-        #: Runs one statement (default ``store.execute``; the bulk path's waits for
-        #: its queued writes first).
-        self._q = query or store.execute
-        self._in = writer.in_values
-        self._src = writer.list_source
-        self._join = writer.ordered_join
-        self._dialect = store.dialect
+    def __init__(self, reader: SliceReader, dialect: str) -> None:
+        #: Where the slice comes from (its statements wait for queued writes first).
+        self._read = reader
+        #: The backend's name: Koito's rules for album aliases differ by it.
+        self._dialect = dialect
         self._artists: dict[int, _ArtistRow] = {}
         self._albums: dict[int, _AlbumRow] = {}
         self._tracks: dict[int, _TrackRow] = {}
@@ -284,22 +275,7 @@ class MemoryCatalog:
         cov.recording_mbids |= tmbids
 
     def _load_artists(self, names: set[str], mbids: set[str]) -> list[int]:
-        subs: list[str] = []
-        params: list[Any] = []
-        if names:
-            cond, p = self._in("alias", names, "text")
-            subs.append(f"SELECT artist_id FROM artist_aliases WHERE {cond}")
-            params.append(p)
-        if mbids:
-            cond, p = self._in("musicbrainz_id", mbids, "uuid")
-            subs.append(f"SELECT id FROM artists WHERE {cond}")
-            params.append(p)
-        rows = self._q(
-            "SELECT a.id, a.musicbrainz_id, aa.alias, aa.is_primary FROM artists a "
-            "JOIN artist_aliases aa ON aa.artist_id = a.id "
-            f"WHERE a.id IN ({' UNION '.join(subs)})",
-            params,
-        ).fetchall()
+        rows = self._read.artists(names, mbids)
         loaded: dict[int, _ArtistRow] = {}
         own = self._own_artists
         for aid, mbid, alias, primary in rows:
@@ -327,38 +303,24 @@ class MemoryCatalog:
     # an index, and tests against what is already loaded run here, on Python sets. A query
     # carrying the whole loaded set each time would make a run quadratic.
 
-    _ALBUM = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
-
     def _load_albums(self, titles: set[str], mbids: set[str], new_artists: list[int]) -> list[int]:
         albums = self._albums
+        read = self._read
         found: dict[int, tuple[str, Any]] = {}
         if mbids:
-            cond, p = self._in("r.musicbrainz_id", mbids, "uuid")
-            for rid, title, mbid in self._q(self._ALBUM + f"WHERE {cond}", [p]).fetchall():
+            for rid, title, mbid in read.albums_by_mbid(mbids):
                 found[rid] = (title, mbid)
         # Covered titles x newly loaded artists: the new artists' albums, kept by title.
         covered = self._cov.album_titles
         if new_artists and covered:
-            cond, p = self._in("ar.artist_id", new_artists, "int")
-            for rid, title, mbid in self._q(
-                "SELECT r.id, ra.alias, r.musicbrainz_id FROM artist_releases ar "
-                "JOIN release_aliases ra ON ra.release_id = ar.release_id "
-                f"JOIN releases r ON r.id = ar.release_id WHERE {cond} AND ra.is_primary = true",
-                [p],
-            ).fetchall():
+            for rid, title, mbid in read.albums_of_artists(new_artists):
                 if title in covered:
                     found[rid] = (title, mbid)
         # New titles x all loaded artists: the albums with those titles (through the alias
         # index), kept if linked to a loaded artist (checked below, with their links).
         by_title: dict[int, tuple[str, Any]] = {}
         if titles and self._db_artists:
-            src, tp = self._src("tl", titles, "text")
-            for rid, title, mbid in self._q(
-                f"SELECT r.id, ra.alias, r.musicbrainz_id FROM {src} "
-                f"{self._join} release_aliases ra ON ra.alias = tl.value "
-                "JOIN releases r ON r.id = ra.release_id WHERE ra.is_primary = true",
-                [tp],
-            ).fetchall():
+            for rid, title, mbid in read.albums_titled(titles):
                 if rid not in found:
                     by_title[rid] = (title, mbid)
         own = self._own_albums
@@ -366,10 +328,7 @@ class MemoryCatalog:
         if not candidates:
             return []
         links: dict[int, list[int]] = {}
-        cond, p = self._in("release_id", candidates, "int")
-        for aid, rid in self._q(
-            f"SELECT artist_id, release_id FROM artist_releases WHERE {cond}", [p]
-        ).fetchall():
+        for aid, rid in read.album_artists(candidates):
             links.setdefault(rid, []).append(aid)
         db_artists = self._db_artists
         loaded: list[int] = []
@@ -393,40 +352,24 @@ class MemoryCatalog:
                     index[key] = rid
         return loaded
 
-    _TRACK = (
-        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
-    )
-    _TRACK_BY_ALIAS = "SELECT t.id, ta.alias, t.release_id, t.musicbrainz_id, t.duration "
-
     def _load_tracks(self, titles: set[str], mbids: set[str], new_albums: list[int]) -> None:
         tracks = self._tracks
+        read = self._read
         found: dict[int, tuple[str, int, Any, int]] = {}
         if mbids:
-            cond, p = self._in("t.musicbrainz_id", mbids, "uuid")
-            for tid, *row in self._q(self._TRACK + f"WHERE {cond}", [p]).fetchall():
+            for tid, *row in read.tracks_by_mbid(mbids):
                 found[tid] = tuple(row)  # type: ignore[assignment]
         # Covered titles x newly loaded albums: the new albums' tracks, kept by title.
         covered = self._cov.track_titles
         if new_albums and covered:
-            cond, p = self._in("t.release_id", new_albums, "int")
-            for tid, *row in self._q(
-                self._TRACK_BY_ALIAS + "FROM tracks t JOIN track_aliases ta ON ta.track_id = t.id "
-                f"WHERE {cond} AND ta.is_primary = true",
-                [p],
-            ).fetchall():
+            for tid, *row in read.tracks_of_albums(new_albums):
                 if row[0] in covered:
                     found[tid] = tuple(row)  # type: ignore[assignment]
         # New titles x all loaded albums: the tracks with those titles (through the alias
         # index), kept if on a loaded album.
         db_albums = self._db_albums
         if titles and db_albums:
-            src, tp = self._src("tl", titles, "text")
-            for tid, *row in self._q(
-                self._TRACK_BY_ALIAS + f"FROM {src} {self._join} track_aliases ta "
-                "ON ta.alias = tl.value JOIN tracks t ON t.id = ta.track_id "
-                "WHERE ta.is_primary = true",
-                [tp],
-            ).fetchall():
+            for tid, *row in read.tracks_titled(titles):
                 if row[1] in db_albums:
                     found[tid] = tuple(row)  # type: ignore[assignment]
         loaded: list[int] = []
@@ -442,10 +385,7 @@ class MemoryCatalog:
             bucket.append(tid)
             bucket.sort()
         if loaded:
-            cond, p = self._in("track_id", loaded, "int")
-            for aid, tid in self._q(
-                f"SELECT artist_id, track_id FROM artist_tracks WHERE {cond}", [p]
-            ).fetchall():
+            for aid, tid in read.track_artists(loaded):
                 tracks[tid].artists.add(aid)
 
     def _cover(self, **kw: str) -> None:

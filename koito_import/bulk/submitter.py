@@ -75,15 +75,16 @@ from itertools import islice
 from typing import Any
 
 from koito_import import _normalize
+from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
+from koito_import.bulk.writebehind import WriteBehind
 from koito_import.catalog import Resolved
 from koito_import.errors import InvalidListen
 from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
-from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
 from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
-from koito_import.bulk.writebehind import WriteBehind
+from koito_import.stores.slices import SliceReader
 
 #: Listens normalized per call (and resolved per step while that is cheap; the
 #: progress granularity too).
@@ -366,7 +367,7 @@ class BulkSubmitter:
                         catalog_rows = writer.catalog_rows(SMALL_CATALOG)
                         self._span = self.store.listen_span(self.user_id)
                     batch = _Batch()
-                    batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
+                    batch.catalog = self._catalog(writer)
                     batch.step = self._step(catalog_rows, result, chunk_size)
                 self._add(chunk, salt, batch, skipped)
                 full = (
@@ -487,7 +488,7 @@ class BulkSubmitter:
         is written and, but for the current transaction, committed)."""
         if batch.catalog is not None:
             self._close_catalog(batch, writer, result)
-        batch.catalog = MemoryCatalog(self.store, writer, query=self._query)
+        batch.catalog = self._catalog(writer)
         batch.memo = {}
         # Provisional ids restart with the catalog: the old ones must not match.
         batch.local = {}
@@ -532,10 +533,9 @@ class BulkSubmitter:
         writer.begin()
         stack.callback(self._behind.close)
 
-    def _query(self, sql: str, params: Any = ()) -> Any:
-        """Run a statement of the main thread, after the writes queued before it."""
-        self._behind.sync()
-        return self.store.execute(sql, params)
+    def _catalog(self, writer: BulkWriter) -> MemoryCatalog:
+        """A new in-memory catalog; its reads wait for the writes queued before them."""
+        return MemoryCatalog(SliceReader(self.store, writer, self._behind.sync), self.store.dialect)
 
     def _add(
         self,

@@ -29,7 +29,23 @@ from koito_import.catalog import (
     unique,
 )
 
-__all__ = ["CANONICAL", "IMPORT", "MUSICBRAINZ", "CatalogCounts", "SqlCatalog", "Store"]
+__all__ = [
+    "ALBUM_SELECT",
+    "CANONICAL",
+    "IMPORT",
+    "MUSICBRAINZ",
+    "TRACK_SELECT",
+    "CatalogCounts",
+    "SqlCatalog",
+    "Store",
+]
+
+#: An album as the catalog reads it: id, primary title, MBID (Koito's view).
+ALBUM_SELECT = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
+#: A track as the catalog reads it: id, primary title, album, MBID, duration.
+TRACK_SELECT = (
+    "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +220,15 @@ class SqlCatalog:
 
     # albums
 
-    _ALBUM = "SELECT r.id, r.title, r.musicbrainz_id FROM releases_with_title r "
-
     def album_by_mbid(self, mbid: str) -> Album | None:
         row = self._q(
-            self._ALBUM + "WHERE r.musicbrainz_id = ? ORDER BY r.id LIMIT 1", (mbid,)
+            ALBUM_SELECT + "WHERE r.musicbrainz_id = ? ORDER BY r.id LIMIT 1", (mbid,)
         ).fetchone()
         return None if row is None else Album(row[0], row[1], stored_mbid(row[2]))
 
     def album_by_title(self, title: str, artist_id: int) -> Album | None:
         row = self._q(
-            self._ALBUM + "JOIN artist_releases ar ON ar.release_id = r.id "
+            ALBUM_SELECT + "JOIN artist_releases ar ON ar.release_id = r.id "
             "WHERE r.title = ? AND ar.artist_id = ? ORDER BY r.id LIMIT 1",
             (title, artist_id),
         ).fetchone()
@@ -257,10 +271,6 @@ class SqlCatalog:
 
     # tracks
 
-    _TRACK = (
-        "SELECT t.id, t.title, t.release_id, t.musicbrainz_id, t.duration FROM tracks_with_title t "
-    )
-
     @staticmethod
     def _track(row: Sequence[Any] | None) -> Track | None:
         return None if row is None else Track(row[0], row[1], row[2], stored_mbid(row[3]), row[4])
@@ -268,7 +278,7 @@ class SqlCatalog:
     def track_by_mbid(self, mbid: str) -> Track | None:
         return self._track(
             self._q(
-                self._TRACK + "WHERE t.musicbrainz_id = ? ORDER BY t.id LIMIT 1", (mbid,)
+                TRACK_SELECT + "WHERE t.musicbrainz_id = ? ORDER BY t.id LIMIT 1", (mbid,)
             ).fetchone()
         )
 
@@ -276,7 +286,7 @@ class SqlCatalog:
         marks = ", ".join("?" * len(artist_ids))
         return self._track(
             self._q(
-                self._TRACK + "JOIN artist_tracks at2 ON at2.track_id = t.id "
+                TRACK_SELECT + "JOIN artist_tracks at2 ON at2.track_id = t.id "
                 f"WHERE t.title = ? AND t.release_id = ? AND at2.artist_id IN ({marks}) "
                 "GROUP BY t.id, t.title, t.release_id, t.musicbrainz_id, t.duration "
                 "HAVING count(DISTINCT at2.artist_id) = ? ORDER BY t.id LIMIT 1",
