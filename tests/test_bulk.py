@@ -18,13 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from koito_import.bulk import submitter as bulk_module
 from koito_import.bulk import BulkResult, BulkSubmitter
+from koito_import.bulk import submitter as bulk_module
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 from koito_import.settings import MatchSettings
-from tests.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import replay, submit_listen
+from tests.snapshot import catalog_snapshot, table_rows
 
 M1 = "11111111-1111-4111-8111-111111111111"
 M2 = "22222222-2222-4222-8222-222222222222"

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from koito_import.bulk import BulkSubmitter
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
-from tests.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import Store
 from koito_import.submit import replay
+from tests.snapshot import catalog_snapshot, table_rows
 
 if TYPE_CHECKING:
     from conftest import PostgresFactory, SqliteFactory

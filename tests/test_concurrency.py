@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import generate
-from tests.snapshot import catalog_snapshot
 from koito_import.stores import open_store
 from koito_import.testing import fresh_database
+from tests.snapshot import catalog_snapshot
 
 pytestmark = pytest.mark.slow  # locks between processes: independent of the compiled hot path
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from koito_import.bulk import BulkSubmitter
 from koito_import.cli import main
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
-from tests.snapshot import table_rows
 from koito_import.stores import Store, open_store
 from koito_import.submit import replay, submit_listen
+from tests.snapshot import table_rows
 
 if TYPE_CHECKING:
     from conftest import PostgresFactory, SqliteFactory

@@ -17,8 +17,8 @@ import pytest
 
 from benchmarks import generate
 from koito_import.cli import main
-from tests.snapshot import catalog_snapshot
 from koito_import.stores import open_store
+from tests.snapshot import catalog_snapshot
 
 pytestmark = pytest.mark.slow  # signals, disk and processes: independent of the compiled hot path
 

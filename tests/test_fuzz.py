@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from koito_import.cli import main
-from tests.snapshot import table_rows
 from koito_import.stores import open_store
+from tests.snapshot import table_rows
 
 pytestmark = pytest.mark.slow  # plugins and stores: the twins are proven equal elsewhere
 

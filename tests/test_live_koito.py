@@ -25,10 +25,10 @@ import pytest
 from benchmarks import generate, live_writer
 from koito_import.bulk import BulkSubmitter, safe_cuts
 from koito_import.listen import Listen
-from tests.snapshot import catalog_snapshot, table_rows
 from koito_import.stores import open_store
 from koito_import.stores.sqlite import SqliteStore
 from koito_import.submit import replay, submit_listen
+from tests.snapshot import catalog_snapshot, table_rows
 
 pytestmark = pytest.mark.slow  # threads, processes and real time
 

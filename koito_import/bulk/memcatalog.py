@@ -56,6 +56,7 @@ from koito_import.catalog import (
     unique,
 )
 from koito_import.listen import Listen
+from koito_import.stores.bulkwrite import ChangeSet
 from koito_import.stores.slices import SliceReader
 
 #: Provisional ids of entities created in memory start here (far above real ids).
@@ -110,27 +111,6 @@ class Needs:
         if listen.recording_mbid:
             self.recording_mbids.add(listen.recording_mbid)
         self.track_titles.add(listen.title)
-
-
-@dataclass(slots=True)
-class Changes:
-    """What the catalog created or changed since the previous ``take_changes``.
-
-    Entity ids are provisional for rows created in this batch (``real_*`` of the
-    catalog maps them) and real for rows loaded from the database.
-    """
-
-    #: Provisional ids of new entities, in creation order.
-    artists: list[int]
-    albums: list[int]
-    tracks: list[int]
-    #: (artist id, album id, is_primary) links not in the database.
-    album_links: list[tuple[int, int, bool]]
-    #: (id, MBID the database holds, MBID now) of stored rows whose MBID changed.
-    artist_mbids: list[tuple[int, str | None, str | None]]
-    album_mbids: list[tuple[int, str | None, str | None]]
-    #: (id, MBID the database holds, MBID now, new duration or None) of stored tracks.
-    tracks_changed: list[tuple[int, str | None, str | None, int | None]]
 
 
 # The rows below keep ``db_mbid`` / ``db_duration``: the values the database holds once
@@ -676,17 +656,15 @@ class MemoryCatalog:
 
     # --- what to write -------------------------------------------------------------------
 
-    def artist_row(self, artist_id: int) -> _ArtistRow:
-        return self._artists[artist_id]
+    def real_track(self, track_id: int) -> int:
+        """The database id of a track: a provisional id handed over, or a stored id."""
+        if track_id >= PROVISIONAL_BASE:
+            return self.real_tracks[track_id - PROVISIONAL_BASE]
+        return track_id
 
-    def album_row(self, album_id: int) -> _AlbumRow:
-        return self._albums[album_id]
-
-    def track_row(self, track_id: int) -> _TrackRow:
-        return self._tracks[track_id]
-
-    def take_changes(self, allocate: Callable[[str, int], list[int]]) -> Changes:
-        """What to write since the previous call; new entities get real ids from ``allocate``.
+    def take_changes(self, allocate: Callable[[str, int], list[int]]) -> ChangeSet:
+        """What to write since the previous call, with real ids; new entities get theirs
+        from ``allocate`` (table, count), in creation order.
 
         From here on the rows handed over count as stored: a later MBID or duration
         change to them is reported as a change of a stored row (an UPDATE).
@@ -701,39 +679,74 @@ class MemoryCatalog:
             ids = allocate(table, len(new))
             real += ids
             own.update(ids)
-        links = self.new_album_links[self._links_taken :]
-        self._links_taken = len(self.new_album_links)
+        base = PROVISIONAL_BASE
+        real_artists, real_albums, real_tracks = (
+            self.real_artists,
+            self.real_albums,
+            self.real_tracks,
+        )
 
-        # Rows created since the previous call are inserted with their values now.
-        a_new, r_new, t_new = PROVISIONAL_BASE + a0, PROVISIONAL_BASE + r0, PROVISIONAL_BASE + t0
-        artist_mbids = []
+        def a_(i: int) -> int:
+            return real_artists[i - base] if i >= base else i
+
+        def r_(i: int) -> int:
+            return real_albums[i - base] if i >= base else i
+
+        ch = ChangeSet()
+        for prov in artists:
+            artist = self._artists[prov]
+            real = a_(prov)
+            ch.artists.append((real, artist.mbid, artist.image, artist.image_source))
+            ch.artist_aliases += [(real, a, s, p) for a, s, p in artist.new_aliases]
+        for prov in albums:
+            album = self._albums[prov]
+            real = r_(prov)
+            ch.albums.append((real, album.mbid, album.image, album.image_source, album.various))
+            ch.album_aliases += [(real, a, s, p) for a, s, p in album.new_aliases]
+        for aid, rid, primary in self.new_album_links[self._links_taken :]:
+            link = (a_(aid), r_(rid), primary)
+            (ch.new_album_artists if aid >= base or rid >= base else ch.album_artists).append(link)
+        self._links_taken = len(self.new_album_links)
+        for prov in tracks:
+            track = self._tracks[prov]
+            real = real_tracks[prov - base]
+            ch.tracks.append((real, track.mbid, r_(track.album_id), track.duration))
+            ch.track_aliases += [(real, a, s, p) for a, s, p in track.new_aliases]
+            ch.track_artists += [(a_(aid), real, p) for aid, p in track.new_links]
+
+        # Rows created before this call and changed since: UPDATEs of stored rows (rows
+        # created since the previous call were inserted with their values above).
+        a_new, r_new, t_new = base + a0, base + r0, base + t0
         for aid in sorted(self._dirty_artists):
-            row = self._artists[aid]
-            if aid < a_new and row.mbid != row.db_mbid:
-                artist_mbids.append((aid, row.db_mbid, row.mbid))
-        album_mbids = []
+            arow = self._artists[aid]
+            if aid < a_new and arow.mbid != arow.db_mbid:
+                ch.artist_mbids.append((a_(aid), arow.db_mbid, arow.mbid))
+                arow.db_mbid = arow.mbid
         for rid in sorted(self._dirty_albums):
-            row = self._albums[rid]
-            if rid < r_new and row.mbid != row.db_mbid:
-                album_mbids.append((rid, row.db_mbid, row.mbid))
-        tracks_changed = []
+            rrow = self._albums[rid]
+            if rid < r_new and rrow.mbid != rrow.db_mbid:
+                ch.album_mbids.append((r_(rid), rrow.db_mbid, rrow.mbid))
+                rrow.db_mbid = rrow.mbid
         for tid in sorted(self._dirty_tracks):
             trow = self._tracks[tid]
             if tid >= t_new:
                 continue
-            duration = trow.duration if trow.duration != trow.db_duration else None
-            if trow.mbid != trow.db_mbid or duration is not None:
-                tracks_changed.append((tid, trow.db_mbid, trow.mbid, duration))
+            if trow.mbid != trow.db_mbid:
+                ch.track_mbids.append((self.real_track(tid), trow.db_mbid, trow.mbid))
+                trow.db_mbid = trow.mbid
+            if trow.duration != trow.db_duration:
+                ch.track_durations.append((self.real_track(tid), trow.duration))
+                trow.db_duration = trow.duration
         self._dirty_artists.clear()
         self._dirty_albums.clear()
         self._dirty_tracks.clear()
-        for aid in (*artists, *(a for a, _, _ in artist_mbids)):
+        for aid in artists:
             arow = self._artists[aid]
             arow.db_mbid = arow.mbid
-        for rid in (*albums, *(r for r, _, _ in album_mbids)):
+        for rid in albums:
             rrow = self._albums[rid]
             rrow.db_mbid = rrow.mbid
-        for tid in (*tracks, *(t for t, *_ in tracks_changed)):
+        for tid in tracks:
             trow = self._tracks[tid]
             trow.db_mbid, trow.db_duration = trow.mbid, trow.duration
-        return Changes(artists, albums, tracks, links, artist_mbids, album_mbids, tracks_changed)
+        return ch

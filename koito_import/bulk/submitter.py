@@ -43,11 +43,12 @@ catalog, and writes with a few bulk statements. How it stays exact:
    changed is handed to a writer thread (``writebehind``), which writes it while this
    step is matched: new rows with real ids allocated in creation order (SQLite: max(id)
    + 1 under the held write lock; PostgreSQL: nextval on the identity sequences),
-   MBID/duration updates (also of rows an earlier step wrote), album links and listens
-   (``stores.bulkwrite``). Every statement of the main thread waits for the
-   writes queued before it, so it sees them; the step's own queries run before its
-   predecessor's writes and do not need to (memory holds all of the batch's changes,
-   and ``MemoryCatalog`` skips rows of its own that come back from the database).
+   MBID/duration updates (also of rows an earlier step wrote), album links and listens:
+   a ``ChangeSet``, which the store's ``BulkWriter`` writes (``stores.bulkwrite``).
+   Every statement of the main thread waits for the writes queued before it, so it
+   sees them; the step's own queries run before its predecessor's writes and do not
+   need to (memory holds all of the batch's changes, and ``MemoryCatalog`` skips rows
+   of its own that come back from the database).
 
 **Transactions.** Where the store commits in pieces (SQLite, which Koito keeps writing
 while an import runs: ``SqliteStore``), the whole file is read and normalized first (a
@@ -70,9 +71,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from functools import partial
 from itertools import islice
-from typing import Any
 
 from koito_import import _normalize
 from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
@@ -83,7 +82,7 @@ from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
 from koito_import.resolver import resolve
 from koito_import.settings import MatchSettings
 from koito_import.stores.base import Store
-from koito_import.stores.bulkwrite import BulkWriter, bulk_writer
+from koito_import.stores.bulkwrite import BulkWriter
 from koito_import.stores.slices import SliceReader
 
 #: Listens normalized per call (and resolved per step while that is cheap; the
@@ -326,7 +325,7 @@ class BulkSubmitter:
         self.pieces = 0
         self.longest_piece = 0.0
         self.piece_log = []
-        writer = bulk_writer(self.store)
+        writer = self.store.bulk_writer()
         self._behind = WriteBehind()
         every = self.commit_every if self.commit_every is not None else self.store.commit_every
         pieces = self.in_pieces if self.in_pieces is not None else commits_in_pieces(self.store)
@@ -722,8 +721,8 @@ class BulkSubmitter:
     def _write_changes(self, batch: _Batch, writer: BulkWriter) -> None:
         """Hand what the batch created or changed since the last call to the writer thread.
 
-        The rows are built here, from the catalog as it is now (later matching changes
-        it); the thread only runs the statements.
+        The change set is built here, from the catalog as it is now (later matching
+        changes it); the thread only hands it to the store's writer.
         """
         cat = batch.catalog
         assert cat is not None
@@ -735,196 +734,29 @@ class BulkSubmitter:
                 self._behind.sync()
             return writer.allocate_ids(table, count)
 
-        ch = cat.take_changes(allocate)
-        tracks_changed = ch.tracks_changed
-        artist_ids, album_ids, track_ids = cat.real_artists, cat.real_albums, cat.real_tracks
-        base = PROVISIONAL_BASE
-
-        def a_(i: int) -> int:
-            return artist_ids[i - base] if i >= base else i
-
-        def r_(i: int) -> int:
-            return album_ids[i - base] if i >= base else i
-
-        def t_(i: int) -> int:
-            return track_ids[i - base] if i >= base else i
-
-        ops: list[Callable[[], object]] = []
-
-        def op(fn: Callable[..., object], *args: Any) -> None:
-            if args[-1]:
-                ops.append(partial(fn, *args))
-
-        # MBIDs are UNIQUE and checked row by row: an MBID a stored row gives up may be
-        # taken by another row of this step, so free every replaced one first.
-        op(
-            writer.set_column,
-            "artists",
-            "musicbrainz_id",
-            "uuid",
-            [(a_(i), None) for i, old, _ in ch.artist_mbids if old is not None],
-        )
-        op(
-            writer.set_column,
-            "releases",
-            "musicbrainz_id",
-            "uuid",
-            [(r_(i), None) for i, old, _ in ch.album_mbids if old is not None],
-        )
-        op(
-            writer.set_column,
-            "tracks",
-            "musicbrainz_id",
-            "uuid",
-            [(t_(i), None) for i, old, new, _ in tracks_changed if old is not None and old != new],
-        )
-
-        rows: list[tuple[Any, ...]] = []
-        aliases: list[tuple[Any, ...]] = []
-        for prov in ch.artists:
-            artist = cat.artist_row(prov)
-            real = a_(prov)
-            rows.append((real, artist.mbid, artist.image, artist.image_source))
-            aliases += [(real, a, s, p) for a, s, p in artist.new_aliases]
-        op(
-            writer.insert_new,
-            "artists",
-            ("id", "musicbrainz_id", "image", "image_source"),
-            ("int4", "uuid", "uuid", "text"),
-            rows,
-        )
-        op(
-            writer.insert_new,
-            "artist_aliases",
-            ("artist_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"),
-            aliases,
-        )
-
-        rows, aliases = [], []
-        for prov in ch.albums:
-            album = cat.album_row(prov)
-            real = r_(prov)
-            rows.append((real, album.mbid, album.image, album.image_source, album.various))
-            aliases += [(real, a, s, p) for a, s, p in album.new_aliases]
-        op(
-            writer.insert_new,
-            "releases",
-            ("id", "musicbrainz_id", "image", "image_source", "various_artists"),
-            ("int4", "uuid", "uuid", "text", "bool"),
-            rows,
-        )
-        op(
-            writer.insert_new,
-            "release_aliases",
-            ("release_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"),
-            aliases,
-        )
-        fresh_links: list[tuple[int, int, bool]] = []
-        old_links: list[tuple[int, int, bool]] = []
-        for aid, rid, primary in ch.album_links:
-            link = (a_(aid), r_(rid), primary)
-            (fresh_links if aid >= base or rid >= base else old_links).append(link)
-        link_cols = ("artist_id", "release_id", "is_primary")
-        link_types = ("int4", "int4", "bool")
-        op(writer.insert_new, "artist_releases", link_cols, link_types, fresh_links)
-        # Between two existing rows the link may have appeared since we loaded (a Koito
-        # running beside us): keep "ON CONFLICT DO NOTHING" semantics there.
-        op(writer.insert_ignore, "artist_releases", link_cols, link_types, old_links)
-
-        rows, aliases = [], []
-        links: list[tuple[Any, ...]] = []
-        for prov in ch.tracks:
-            track = cat.track_row(prov)
-            real = t_(prov)
-            rows.append((real, track.mbid, r_(track.album_id), track.duration))
-            aliases += [(real, a, s, p) for a, s, p in track.new_aliases]
-            links += [(a_(aid), real, p) for aid, p in track.new_links]
-        op(
-            writer.insert_new,
-            "tracks",
-            ("id", "musicbrainz_id", "release_id", "duration"),
-            ("int4", "uuid", "int4", "int4"),
-            rows,
-        )
-        op(
-            writer.insert_new,
-            "track_aliases",
-            ("track_id", "alias", "source", "is_primary"),
-            ("int4", "text", "text", "bool"),
-            aliases,
-        )
-        op(
-            writer.insert_new,
-            "artist_tracks",
-            ("artist_id", "track_id", "is_primary"),
-            ("int4", "int4", "bool"),
-            links,
-        )
-
-        op(
-            writer.set_column,
-            "artists",
-            "musicbrainz_id",
-            "uuid",
-            [(a_(i), new) for i, _, new in ch.artist_mbids if new is not None],
-        )
-        op(
-            writer.set_column,
-            "releases",
-            "musicbrainz_id",
-            "uuid",
-            [(r_(i), new) for i, _, new in ch.album_mbids if new is not None],
-        )
-        op(
-            writer.set_column,
-            "tracks",
-            "musicbrainz_id",
-            "uuid",
-            [(t_(i), new) for i, old, new, _ in tracks_changed if new is not None and old != new],
-        )
-        op(
-            writer.set_column,
-            "tracks",
-            "duration",
-            "int4",
-            [(t_(i), d) for i, _, _, d in tracks_changed if d is not None],
-        )
-
-        # The listens matched since the last call. '' on SQLite, NULL on PostgreSQL for
-        # an empty client, as the live path stores it.
+        changes = cat.take_changes(allocate)
+        # The listens matched since the last call.
         start, batch.sent = batch.sent, len(batch.out_tracks)
         batch.offered += batch.sent - start
         out_tracks = batch.out_tracks[start:]
         out_times = batch.out_times[start:]
         out_clients = batch.out_clients[start:]
-        stored = {c: self.store.client_value(c) for c in set(out_clients)}
-        old_rows, new_rows = [], []
+        real = cat.real_track
         for tr, t, c in zip(out_tracks, out_times, out_clients, strict=True):
-            if tr < base:
-                old_rows.append((tr, t, stored[c]))
+            if tr < PROVISIONAL_BASE:
+                changes.listens.append((tr, t, c))
             else:
-                new_rows.append((track_ids[tr - base], t, stored[c]))
-        # In (track, time) order: the order of the listens table's key and of three of its
-        # four indexes (measured at 49k: ~20% less time than file order).
-        old_rows.sort()
-        new_rows.sort()
+                changes.new_track_listens.append((real(tr), t, c))
         user_id = self.user_id
 
         def write() -> None:
-            for fn in ops:
-                fn()
-            # Listens of tracks created in this batch cannot exist yet, and no two share a
-            # track and second (``local``): the plain load is safe there.
-            inserted = writer.insert_listens(new_rows, user_id, new_tracks=True)
-            batch.inserted += inserted + writer.insert_listens(old_rows, user_id)
+            batch.inserted += writer.write(changes, user_id)
 
-        if ops or old_rows or new_rows:
+        if changes:
             self._behind.submit(write)
         # Remember the run's own listens (real track ids): later batches tell an exact
         # duplicate from another key's listen by them, and the "heard before this run"
         # check leaves them out.
         written, local, keys = self._written, batch.local, batch.keys
         for tr, t in zip(out_tracks, out_times, strict=True):
-            written.set(t_(tr), t, hash(keys[local[(tr, t)]]))
+            written.set(real(tr), t, hash(keys[local[(tr, t)]]))

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from koito_import.catalog import (
     CANONICAL,
@@ -28,6 +28,9 @@ from koito_import.catalog import (
     track_alias_rows,
     unique,
 )
+
+if TYPE_CHECKING:
+    from koito_import.stores.bulkwrite import BulkWriter
 
 __all__ = [
     "ALBUM_SELECT",
@@ -85,6 +88,10 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def bulk_writer(self) -> BulkWriter:
+        """The bulk path's writer and dialect for this store (``stores.bulkwrite``)."""
 
     @property
     def in_transaction(self) -> bool:
@@ -152,7 +159,7 @@ class Store(ABC):
         """Tracks with a listen of the user at this second."""
         rows = self.execute(
             "SELECT track_id FROM listens "
-            # ``+user_id`` keeps the planner on the listened_at index (see bulkwrite).
+            # ``+user_id`` keeps the planner on the listened_at index (see stores.sqlite).
             f"WHERE +user_id = ? AND listened_at = {self.listen_time_sql}",
             (user_id, time),
         ).fetchall()
