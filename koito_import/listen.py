@@ -11,7 +11,7 @@ Times are whole Unix seconds (UTC); Koito truncates sub-second precision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 #: Koito's importers write every listen as the first user.
 DEFAULT_USER_ID = 1
@@ -75,6 +75,11 @@ class Listen:
     client: str = ""
     #: Set only by the Koito-export importer: the entities to match directly.
     entities: KoitoEntities | None = None
+
+
+#: Listen's fields in constructor order: the one place that order is written down for
+#: code that builds or takes apart listens positionally (the parse workers' pickling).
+LISTEN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Listen))
 
 
 #: A listen is *heard before* when, before the run that imports it, the user already had

@@ -1048,3 +1048,46 @@ def test_prepare_refuses_times_a_database_cannot_hold(impl: ModuleType, time: in
 def test_prepare_keeps_the_edges_of_the_time_range(impl: ModuleType) -> None:
     for time in (impl.MIN_TIME, 0, impl.MAX_TIME):
         assert impl.prepare(Listen("A", "T", time)).time == time
+
+
+# --- which interpreters get the compiled twin ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("implementation", "environ", "expected"),
+    [
+        ("cpython", {}, True),
+        ("cpython", {"KOITO_IMPORT_NO_EXTENSIONS": ""}, True),
+        ("cpython", {"KOITO_IMPORT_NO_EXTENSIONS": "1"}, False),
+        ("pypy", {}, False),
+        ("graalpy", {}, False),
+        ("pypy", {"KOITO_IMPORT_NO_EXTENSIONS": "1"}, False),
+    ],
+)
+def test_wants_extension(implementation: str, environ: dict[str, str], expected: bool) -> None:
+    from koito_import._normalize import wants_extension
+
+    assert wants_extension(implementation, environ) is expected
+
+
+def test_selector_uses_python_on_another_interpreter(tmp_path: Path) -> None:
+    """Even with the extension built, a non-CPython interpreter gets the pure twin."""
+    env = {k: v for k, v in os.environ.items() if k != "KOITO_IMPORT_NO_EXTENSIONS"}
+    root = str(Path(koito_import.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    probe = (
+        "import sys, types;"
+        "sys.implementation = types.SimpleNamespace(**{**vars(sys.implementation),"
+        " 'name': 'pypy'});"
+        "import koito_import._normalize as n;"
+        "print(n.__impl__, 'koito_import._normalize_c' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["python", "False"]

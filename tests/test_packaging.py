@@ -1,11 +1,13 @@
 """What installing the project puts on a machine: one package, its data, its plugins.
 
-DESIGN.md: no generic top-level module named ``plugins`` may land in site-packages; the
-built-in importers register through the same entry-point group as third-party ones.
+No generic top-level module named ``plugins`` may land in site-packages (it would clash
+with any other distribution's); the built-in importers register through the same
+entry-point group as third-party ones (docs/plugins.md).
 """
 
 from __future__ import annotations
 
+import ast
 import configparser
 import subprocess
 import sys
@@ -110,3 +112,33 @@ def test_build_without_a_working_compiler_falls_back(tmp_path: Path) -> None:
     names = zipfile.ZipFile(built).namelist()
     assert not [n for n in names if n.endswith(".so")]
     assert "koito_import/_normalize_py.py" in names
+
+
+def _stub_names(path: Path) -> set[str]:
+    """The names a .pyi defines at module level."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_compiled_module_stub_covers_the_public_api() -> None:
+    """The .pyi of the compiled twin declares every name ``_normalize`` re-exports."""
+    from koito_import import _normalize_py
+
+    stub = ROOT / "koito_import" / "_normalize_c.pyi"
+    names = _stub_names(stub)
+    missing = set(_normalize_py.__all__) - names
+    assert not missing, f"{stub.name} lacks {sorted(missing)}"
+    assert "__all__" in names
+    assert (ROOT / "koito_import" / "py.typed").is_file()
+
+
+def test_wheel_carries_the_typing_marker_and_stub(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    assert {"koito_import/py.typed", "koito_import/_normalize_c.pyi"} <= names

@@ -21,9 +21,9 @@ from koito_import.cli import main
 from koito_import.errors import InputError
 from koito_import.pipeline import ImportOptions, NoProgress, run_import
 from koito_import.records import ParseOptions
-from tests.snapshot import catalog_snapshot
 from koito_import.stores import open_store
 from koito_import.testing import fresh_database
+from tests.snapshot import catalog_snapshot
 
 generate = pytest.importorskip("benchmarks.generate")
 
