@@ -4,8 +4,8 @@
 
 The default shape is the plan's: 49,050 Maloja scrobbles over 5,589 artists, 2,628
 albums and about 15,000 tracks. Other sizes scale the catalog like a real history grows
-(1,000,000 listens: ~40k artists, ~20k albums, ~150k tracks, as in PERF-NOTES.md) unless
-``--artists``/``--albums``/``--tracks`` say otherwise. What makes it realistic:
+(1,000,000 listens: ~40k artists, ~20k albums, ~150k tracks, as in docs/write-floors.md)
+unless ``--artists``/``--albums``/``--tracks`` say otherwise. What makes it realistic:
 
 - Zipf popularity: a few artists and, within an artist, a few tracks get most listens;
 - featured artists the way Maloja writes them (``["Feat", "Main • Feat"]``, several
@@ -16,7 +16,7 @@ albums and about 15,000 tracks. Other sizes scale the catalog like a real histor
 - timestamps increasing over several years, a few exact duplicate scrobbles, and a few
   scrobbles a Koito import skips (blank title).
 
-Formats (the file shapes of ``/work/shared/spec/KOITO.md``): ``maloja``,
+Formats (the file shapes of docs/koito.md): ``maloja``,
 ``listenbrainz-jsonl`` (bare JSONL; with an ``-o`` ending in ``.zip``, the export zip with
 ``user.json`` and ``listens/<year>/<month>.jsonl``), ``spotify`` (extended streaming
 history: ``--listens`` counts the plays Koito imports; skipped plays and podcast
@@ -52,7 +52,7 @@ DEFAULT_LISTENS = 49_050
 DEFAULT_ARTISTS = 5_589
 DEFAULT_ALBUMS = 2_628
 DEFAULT_TRACKS = 15_000
-#: Catalog growth exponents fitted to the plan (49k) and PERF-NOTES' 1M workload.
+#: Catalog growth exponents fitted to the plan (49k) and docs/write-floors.md's 1M workload.
 _GROWTH = {"artists": 0.653, "albums": 0.673, "tracks": 0.764}
 
 FORMATS = ("maloja", "listenbrainz-jsonl", "spotify", "lastfm", "koito")

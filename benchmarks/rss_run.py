@@ -1,6 +1,6 @@
 """Run the koito-import CLI and report this process's own peak RSS on stderr at exit.
 
-PERF-NOTES: ``ru_maxrss`` of a child started from a large Python process can report
+docs/write-floors.md: ``ru_maxrss`` of a child started from a large Python process can report
 the parent's peak, so the child reads its own VmHWM from /proc instead.
 """
 

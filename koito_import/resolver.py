@@ -4,7 +4,7 @@ This is Koito's SubmitListen as it behaves with MusicBrainz unreachable (every
 MusicBrainz call fails, so each branch takes its fallback), and Koito's own importer for
 Koito exports. Each function states the Koito behaviour it reproduces where the
 behaviour is surprising; the code follows Koito's source (commit f7dc41c) where it and
-KOITO.md differ, e.g. an artist matched by name through an MBID mapping gets the
+docs/koito.md differ, e.g. an artist matched by name through an MBID mapping gets the
 mapping's MBID even when it already had another one.
 
 The rules are written once against ``Catalog``; listens must be ``prepare``d first.

@@ -2,7 +2,8 @@
 
 The facts asserted are those of Koito's own import tests (engine/import_test.go, with
 MusicBrainz unreachable), on both backends and through both paths; and the bulk path
-must leave exactly the per-listen path's catalog. Skipped when ../shared is absent.
+must leave exactly the per-listen path's catalog. Skipped when Koito's sample assets are
+absent.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from koito_import.pipeline import ImportOptions, run_import
-from tests.snapshot import catalog_snapshot
 from koito_import.stores import Store, open_store
+from tests.snapshot import catalog_snapshot
 
 SAMPLES = [
     "maloja_import_test.json",
