@@ -86,6 +86,16 @@ class Store(ABC):
     def transaction(self) -> AbstractContextManager[None]:
         """All-or-nothing: commit on success, roll back on any exception."""
 
+    @classmethod
+    @abstractmethod
+    def open(cls, location: str, *, read_only: bool = False) -> Store:
+        """Open (or create) the database at ``location``, as the backend registry gives it."""
+
+    @staticmethod
+    def redact(location: str) -> str:
+        """How to name ``location`` in messages (a URL loses its password)."""
+        return location
+
     @abstractmethod
     def close(self) -> None: ...
 

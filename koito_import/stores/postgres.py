@@ -78,6 +78,14 @@ class PostgresStore(Store):
             raise
         self._sql: dict[str, str] = {}
 
+    @classmethod
+    def open(cls, location: str, *, read_only: bool = False) -> PostgresStore:
+        return cls(location, read_only=read_only)
+
+    @staticmethod
+    def redact(location: str) -> str:
+        return redact(location)
+
     def _pg(self, sql: str) -> str:
         converted = self._sql.get(sql)
         if converted is None:

@@ -74,6 +74,11 @@ class SqliteStore(Store):
         self._lock_fd: int | None = None
         self._lock_depth = 0
 
+    @classmethod
+    def open(cls, location: str, *, read_only: bool = False) -> SqliteStore:
+        # A SQLite dry run works on a scratch copy (``cli``): nothing to do here.
+        return cls(location)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
