@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from koito_import import jsonstream, plugins
+from koito_import.counts import ImportCounts
 from koito_import.errors import DatabaseError, InputError, SchemaError
 from koito_import.listen import DEFAULT_USER_ID, Listen
 from koito_import.settings import MatchSettings
@@ -93,17 +94,11 @@ class ImportOptions:
 
 
 @dataclass
-class FileReport:
-    path: str
-    plugin: str
-    read: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
-    inserted: int = 0
-    already_present: int = 0
-    new_artists: int = 0
-    new_albums: int = 0
-    new_tracks: int = 0
+class FileReport(ImportCounts):
+    """One file's line in the summary: its counts, and why it was not (fully) imported."""
+
+    path: str = field(kw_only=True)
+    plugin: str = field(kw_only=True)
     #: Transactions of this file already committed (a run in pieces; see ``bulk``).
     committed_pieces: int = 0
     #: Why nothing of the file was imported: it could not be read (``error``: the run
@@ -214,8 +209,6 @@ def _write_per_listen(
     options: ImportOptions,
     progress: FileProgress,
 ) -> None:
-    # The live path does not say what it created; count the tables around the file.
-    before = store.counts()
     result = replay(
         store,
         listens,
@@ -223,13 +216,8 @@ def _write_per_listen(
         progress=lambda _n: progress(report.read),
         on_skip=_on_skip(report, options),
     )
-    report.skipped.update(result.skipped)
-    report.inserted += result.inserted
-    report.already_present += result.already_present
-    after = store.counts()
-    report.new_artists = after.artists - before.artists
-    report.new_albums = after.albums - before.albums
-    report.new_tracks = after.tracks - before.tracks
+    # ``read`` is the report's own count (it includes what the plugin skipped).
+    report.add(result, read=False)
 
 
 def _write_bulk(
@@ -253,13 +241,7 @@ def _write_bulk(
         result = submitter.run(listens)
     finally:
         report.committed_pieces = submitter.pieces
-    report.skipped.update(result.skipped)
-    report.duplicates += result.duplicates
-    report.inserted += result.inserted
-    report.already_present += result.already_present
-    report.new_artists += result.new_artists
-    report.new_albums += result.new_albums
-    report.new_tracks += result.new_tracks
+    report.add(result, read=False)
 
 
 Opened = tuple[str, Iterable[Listen | plugins.Skip]]
@@ -283,7 +265,7 @@ def import_file(
         items: Iterable[Listen | plugins.Skip] = plugins.parse(path, name, options.parse_options)
     else:
         name, items = opened
-    report = FileReport(str(path), name)
+    report = FileReport(path=str(path), plugin=name)
     listens = _listens(report, items, options)
     write = _write_bulk if options.mode == "bulk" else _write_per_listen
     # The bulk path commits a file in pieces where the store wants that (SQLite beside a
@@ -420,7 +402,7 @@ def run_import(
                 report = import_file(store, path, options, meter, opened)
             except InputError as exc:
                 # Nothing of this file was written; the other files still are.
-                report = FileReport(str(path), options.plugin or "", error=exc)
+                report = FileReport(path=str(path), plugin=options.plugin or "", error=exc)
             summary.files.append(report)
             done += report.read
             done_bytes += sizes[i]

@@ -9,12 +9,12 @@ is checked against.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from koito_import import _normalize
 from koito_import.catalog import Resolved
+from koito_import.counts import ImportCounts
 from koito_import.errors import InvalidListen
 from koito_import.listen import DEFAULT_USER_ID, Listen
 from koito_import.resolver import resolve
@@ -45,18 +45,6 @@ def submit_listen(
     return SubmitResult(inserted, resolved)
 
 
-@dataclass
-class ReplayResult:
-    """What ``replay`` did. read == sum(skipped) + inserted + already_present."""
-
-    read: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    inserted: int = 0
-    #: Listens heard before the run (see ``listen``) and listens whose track and
-    #: second the database already held.
-    already_present: int = 0
-
-
 def replay(
     store: Store,
     listens: Iterable[Listen],
@@ -65,14 +53,15 @@ def replay(
     user_id: int = DEFAULT_USER_ID,
     progress: Callable[[int], None] | None = None,
     on_skip: Callable[[Listen, str], None] | None = None,
-) -> ReplayResult:
+) -> ImportCounts:
     """Import listens one by one, each matched from scratch: the per-listen reference path.
 
     A listen heard before this run (``listen``: the user had a listen at that second) is
     counted as already present and not matched, exactly as the bulk path does; the
     run's own inserts never count as heard before.
     """
-    out = ReplayResult()
+    out = ImportCounts()
+    before = store.counts()
     span = store.listen_span(user_id)
     mine: set[tuple[int, int]] = set()
     for listen in listens:
@@ -99,4 +88,9 @@ def replay(
             out.already_present += 1
         if progress is not None and out.read % 1000 == 0:
             progress(out.read)
+    # The live path does not say what it created: count the tables around the run.
+    after = store.counts()
+    out.new_artists = after.artists - before.artists
+    out.new_albums = after.albums - before.albums
+    out.new_tracks = after.tracks - before.tracks
     return out

@@ -113,68 +113,55 @@ class Needs:
         self.track_titles.add(listen.title)
 
 
-# The rows below keep ``db_mbid`` / ``db_duration``: the values the database holds once
-# the writes handed over so far have landed (None for a row not handed over yet).
+class _Row:
+    """What every entity row holds: its MBID now and in the database, its new aliases.
 
+    ``db_mbid`` (and a track's ``db_duration``) is the value the database holds once the
+    writes handed over so far have landed (None for a row not handed over yet).
+    """
 
-class _ArtistRow:
-    __slots__ = ("aliases", "db_mbid", "image", "image_source", "mbid", "new_aliases", "primary")
+    __slots__ = ("db_mbid", "mbid", "new_aliases")
 
-    def __init__(self, primary: str | None, mbid: str | None, aliases: list[str]) -> None:
-        self.primary = primary
+    def __init__(self, mbid: str | None) -> None:
         self.mbid = mbid
         self.db_mbid = mbid
-        self.aliases = aliases
-        self.image: str | None = None
-        self.image_source: str | None = None
+        #: (alias, source, is_primary) rows to insert with a new entity.
         self.new_aliases: list[tuple[str, str, bool]] = []
 
 
-class _AlbumRow:
-    __slots__ = (
-        "db_mbid",
-        "image",
-        "image_source",
-        "links",
-        "mbid",
-        "new_aliases",
-        "title",
-        "various",
-    )
+class _ArtistRow(_Row):
+    __slots__ = ("aliases", "image", "image_source", "primary")
+
+    def __init__(self, primary: str | None, mbid: str | None, aliases: list[str]) -> None:
+        super().__init__(mbid)
+        self.primary = primary
+        self.aliases = aliases
+        self.image: str | None = None
+        self.image_source: str | None = None
+
+
+class _AlbumRow(_Row):
+    __slots__ = ("image", "image_source", "links", "title", "various")
 
     def __init__(self, title: str, mbid: str | None) -> None:
+        super().__init__(mbid)
         self.title = title
-        self.mbid = mbid
-        self.db_mbid = mbid
         self.links: set[int] = set()
         self.various = False
         self.image: str | None = None
         self.image_source: str | None = None
-        self.new_aliases: list[tuple[str, str, bool]] = []
 
 
-class _TrackRow:
-    __slots__ = (
-        "album_id",
-        "artists",
-        "db_duration",
-        "db_mbid",
-        "duration",
-        "mbid",
-        "new_aliases",
-        "new_links",
-        "title",
-    )
+class _TrackRow(_Row):
+    __slots__ = ("album_id", "artists", "db_duration", "duration", "new_links", "title")
 
     def __init__(self, title: str, album_id: int, mbid: str | None, duration: int) -> None:
+        super().__init__(mbid)
         self.title = title
         self.album_id = album_id
-        self.mbid = mbid
-        self.db_mbid = mbid
         self.duration = duration
         self.db_duration = duration
         self.artists: set[int] = set()
-        self.new_aliases: list[tuple[str, str, bool]] = []
         #: New tracks only: (artist_id, is_primary) as create_track inserted them.
         self.new_links: list[tuple[int, bool]] = []
 

@@ -70,13 +70,14 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from koito_import import _normalize
 from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.bulk.writebehind import WriteBehind
 from koito_import.catalog import Resolved
+from koito_import.counts import ImportCounts
 from koito_import.errors import InvalidListen
 from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
 from koito_import.resolver import resolve
@@ -99,22 +100,9 @@ SWITCH_INTERVAL = 0.0002
 
 
 @dataclass
-class BulkResult:
-    """What one ``run`` did. read == sum(skipped) + duplicates + inserted + already_present."""
+class BulkResult(ImportCounts):
+    """What one ``run`` did (skips from normalization and matching)."""
 
-    read: int = 0
-    #: InvalidListen reason -> count (from normalization and from matching).
-    skipped: dict[str, int] = field(default_factory=dict)
-    #: Exact duplicates in the input (same key, same second as an earlier listen).
-    duplicates: int = 0
-    inserted: int = 0
-    #: Listens heard before the run (the user had a listen at that second), listens
-    #: whose (track, second) the database already held, and listens whose (track,
-    #: second) an earlier listen of this run with a different key already wrote.
-    already_present: int = 0
-    new_artists: int = 0
-    new_albums: int = 0
-    new_tracks: int = 0
     seconds: float = 0.0
 
 
@@ -335,7 +323,7 @@ class BulkSubmitter:
             self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
         self._written = _normalize.ListenMap()
         result.already_present += self._heard
-        result.skipped = dict(skipped)
+        result.skipped = skipped
         result.seconds = clock.perf_counter() - started
         if self.progress is not None:
             self.progress(result.read)

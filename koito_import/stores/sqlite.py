@@ -40,6 +40,12 @@ from koito_import.stores.bulkwrite import BulkWriter
 LOCK_SUFFIX = "-import-lock"
 
 
+def remove_database(path: str | Path) -> None:
+    """Remove a database file and everything SQLite and koito-import keep beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal", LOCK_SUFFIX):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 class SqliteStore(Store):
     dialect = "sqlite"
     commit_every = 0.4
