@@ -250,13 +250,25 @@ def run(
         ),
     ] = None,
     artist_separator: SeparatorOption = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            metavar="PLUGIN.KEY=VALUE",
+            help="Set an option a plugin declares (see `plugins`), e.g. "
+            "-o spotify.min_seconds=30; repeatable, the last value for a key wins.",
+            show_default=False,
+        ),
+    ] = None,
     spotify_min_seconds: Annotated[
         int | None,
         typer.Option(
             "--spotify-min-seconds",
             min=0,
-            help="Spotify: keep plays of at least this many seconds instead of Koito's "
-            "'trackdone only' rule (30 is Spotify's own count rule).",
+            help="Alias of -o spotify.min_seconds=N: keep Spotify plays of at least N "
+            "seconds instead of Koito's 'trackdone only' rule (30 is Spotify's own count "
+            "rule). A -o spotify.min_seconds given too wins.",
             show_default=False,
         ),
     ] = None,
@@ -325,14 +337,16 @@ def run(
     end = parse_time(until, "--until (KOITO_IMPORT_BEFORE_UNIX)") if until else None
     if start is not None and end is not None and start > end:
         raise UsageError(f"--since {since!r} is after --until {until!r}: nothing would be imported")
+    # --spotify-min-seconds N is an alias of -o spotify.min_seconds=N (an -o given too wins);
+    # checked on its own first, so that an error names the flag the user typed.
+    alias = [] if spotify_min_seconds is None else [f"spotify.min_seconds={spotify_min_seconds}"]
+    plugins.parse_options(alias, flag="--spotify-min-seconds")
     options = ImportOptions(
         plugin=plugin,
         since=start,
         until=end,
         settings=MatchSettings.from_value(artist_separator),
-        parse_options=plugins.ParseOptions(
-            spotify_min_ms=None if spotify_min_seconds is None else spotify_min_seconds * 1000
-        ),
+        parse_options=plugins.parse_options([*alias, *(option or ())]),
         mode=mode.value,  # type: ignore[arg-type]
         dry_run=dry_run,
         workers=parallel.DEFAULT_WORKERS if workers is None else workers,
@@ -375,7 +389,9 @@ def run(
     nothing = len(summary.failed) == len(summary.files)
     if skipped is not None:
         summary.skipped_log = f"{skipped} ({options.skipped.count:,} items)"
-    summary.files.extend(FileReport(name, "", not_read=why) for name, why in given.unread)
+    summary.files.extend(
+        FileReport(path=name, plugin="", not_read=why) for name, why in given.unread
+    )
     if dry_run:
         summary.database = display_target(target)
     if nothing:
@@ -424,7 +440,7 @@ def _forget_new_database(created: list[Path]) -> None:
     The lock file beside it goes too: the database it guards is gone.
     """
     from koito_import.stores import open_store
-    from koito_import.stores.sqlite import LOCK_SUFFIX
+    from koito_import.stores.sqlite import remove_database
 
     for path in created:
         try:
@@ -433,8 +449,7 @@ def _forget_new_database(created: list[Path]) -> None:
                     continue
         except KoitoImportError:
             continue
-        for suffix in ("", "-wal", "-shm", "-journal", LOCK_SUFFIX):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_database(path)
 
 
 @contextmanager
@@ -516,7 +531,7 @@ def detect(
 def list_plugins(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the installed importer plugins: name, package, version, formats."""
+    """List the installed importer plugins: name, package, version, formats, options."""
     import orjson
     from rich.console import Console
     from rich.table import Table
@@ -525,8 +540,9 @@ def list_plugins(
 
     rows = plugins.list_plugins()
     if json_out:
-        # orjson serializes dataclasses (PluginRecord) directly.
-        typer.echo(orjson.dumps(rows).decode())
+        # orjson serializes dataclasses (PluginRecord, OptionSpec) directly; an option's
+        # type (a Python type, which it cannot) is given by its name.
+        typer.echo(orjson.dumps(rows, default=lambda kind: kind.__name__).decode())
         return
     table = Table()
     for col in ("name", "package", "version", "formats", "file patterns"):
@@ -534,6 +550,14 @@ def list_plugins(
     for p in rows:
         table.add_row(p.name, p.package, p.version, ", ".join(p.formats), ", ".join(p.patterns))
     Console(highlight=False).print(table)
+    options = [(p.name, o) for p in rows for o in p.options]
+    if options:
+        typer.echo("Plugin options (koito-import run -o PLUGIN.KEY=VALUE):")
+        for name, o in options:
+            # The default as it would be written after -o PLUGIN.KEY= (true, not True).
+            default = "unset" if o.default is None else str(o.default)
+            default = default.lower() if isinstance(o.default, bool) else default
+            typer.echo(f"  {name}.{o.name} ({o.type_name}, default: {default}): {o.help}")
 
 
 def _report(exc: BaseException, message: str) -> None:

@@ -1,9 +1,11 @@
-"""The plugin hooks of koito-import: how a package teaches it to read a new export format.
+r"""The plugin hooks of koito-import: how a package teaches it to read a new export format.
 
 An importer plugin is a Python module (or any object) with functions marked
 ``@hookimpl`` and registered under the ``koito_import`` entry-point group; the
 built-in importers (``maloja``, ``spotify``, ``lastfm``, ``lastfm_csv``,
-``listenbrainz``, ``koito``) are registered exactly the same way. A minimal third-party package::
+``listenbrainz``, ``koito``) are registered exactly the same way. A minimal
+third-party package — the same example as ``docs/plugins.md``'s (a complete one, tested
+by installing it, is in ``examples/koito-import-rockbox/``)::
 
     # pyproject.toml
     [project.entry-points.koito_import]
@@ -11,24 +13,56 @@ built-in importers (``maloja``, ``spotify``, ``lastfm``, ``lastfm_csv``,
 
     # koito_import_rockbox.py
     from koito_import.hookspecs import hookimpl
-    from koito_import.listen import Listen
-    from koito_import.records import PluginInfo, Skip
+    from koito_import.plugin_types import Listen, OptionSpec, PluginInfo, Skip
+    from koito_import.records import mbid
+
+    KEEP_SKIPPED = OptionSpec("keep_skipped", bool, False, "import plays rated S (skipped) too")
+
 
     @hookimpl
     def koito_import_describe():
-        return PluginInfo("rockbox", formats=("Rockbox playback log",),
-                          patterns=("playback*.log",))
+        return PluginInfo(
+            "rockbox",
+            formats=("Rockbox playback log (.scrobbler.log)",),
+            patterns=("*.scrobbler.log",),
+            options=(KEEP_SKIPPED,),
+        )
+
 
     @hookimpl
     def koito_import_detect(path, head):
-        return 100 if head.startswith(b"# Rockbox playback log") else None
+        return 100 if head.startswith(b"#AUDIOSCROBBLER/") else None
+
 
     @hookimpl
     def koito_import_parse(path, options):
-        with open(path, encoding="utf-8") as fp:
+        keep_skipped = options.get("rockbox", KEEP_SKIPPED.name, KEEP_SKIPPED.default)
+        with open(path, encoding="utf-8", errors="replace") as fp:
             for number, line in enumerate(fp, 1):
-                ...
-                yield Listen(artist=..., title=..., time=..., client="rockbox")
+                if line.startswith("#") or not line.strip():
+                    continue  # the header, or an empty line
+                where = f"line {number}"
+                fields = line.rstrip("\r\n").split("\t")
+                if len(fields) < 7:
+                    yield Skip("wrong_field_count", where, raw=line)
+                    continue
+                artist, album, title, _track, length, rating, stamp = fields[:7]
+                if rating != "L" and not keep_skipped:
+                    yield Skip("skipped_on_player", where, raw=line)
+                elif not artist or not title:
+                    yield Skip("missing_title" if artist else "missing_artist", where, raw=line)
+                elif not stamp.isdigit():
+                    yield Skip("bad_timestamp", where, raw=line)
+                else:
+                    yield Listen(
+                        artist=artist,
+                        title=title,
+                        album=album,
+                        time=int(stamp),
+                        duration=int(length) if length.isdigit() else 0,
+                        recording_mbid=mbid(fields[7]) if len(fields) > 7 else "",
+                        client="rockbox",
+                    )
 
 The entry-point name ("rockbox") is the plugin's name: what ``koito-import plugins``
 lists, what ``--plugin`` takes and what ``KOITO_IMPORT_LOAD_PLUGINS`` filters on. A
@@ -42,11 +76,14 @@ Hooks
 =====
 
 koito_import_describe()
-    Return a :class:`~koito_import.records.PluginInfo` (or a dict with the same keys):
-    ``name``, human-readable ``formats`` and file-name ``patterns`` (shell globs,
-    matched case-sensitively against the file's base name). ``koito-import plugins``
-    shows them; detection uses the patterns only to break a tie between plugins equally
-    sure of the content, or as a last resort when no plugin recognises the content.
+    Return a :class:`~koito_import.plugin_types.PluginInfo` (or a dict with the same
+    keys): ``name``, human-readable ``formats``, file-name ``patterns`` (shell globs,
+    matched case-sensitively against the file's base name) and the ``options`` the
+    plugin takes (:class:`~koito_import.plugin_types.OptionSpec`: name, type, default,
+    help). ``koito-import plugins`` shows them; detection uses the patterns only to
+    break a tie between plugins equally sure of the content, or as a last resort when
+    no plugin recognises the content; ``koito-import run -o PLUGIN.KEY=VALUE`` accepts
+    exactly the declared options, converted to their types.
 
 koito_import_detect(path, head)
     Say how sure the plugin is that it can read ``path``: an int from 1 to 100;
@@ -62,15 +99,17 @@ koito_import_detect(path, head)
 
 koito_import_parse(path, options)
     Read ``path`` and return an iterator (usually a generator) of
-    :class:`~koito_import.listen.Listen` and :class:`~koito_import.records.Skip`
+    :class:`~koito_import.listen.Listen` and :class:`~koito_import.plugin_types.Skip`
     records, in file order — matching in Koito depends on order. Stream: a lifetime
     export can be a gigabyte, so never hold the whole file or all listens (see
     :mod:`koito_import.jsonstream`). Yield one ``Skip(reason, where)`` for every item
     that does not become a listen, so that the summary adds up; raise
     :class:`~koito_import.errors.InputError` (file, where, why) only when the file as
     a whole cannot be read — missing, not the format, corrupt or truncated.
-    ``options`` is a :class:`~koito_import.records.ParseOptions`. The host calls this
-    hook of one plugin only: the one detection chose, or the one named by ``--plugin``.
+    ``options`` is a :class:`~koito_import.plugin_types.ParseOptions`: read the value
+    the user set for one of your declared options with ``options.get(PLUGIN, KEY,
+    default)`` (absent when not set). The host calls this hook of one plugin only: the
+    one detection chose, or the one named by ``--plugin``.
 """
 
 from __future__ import annotations
@@ -83,7 +122,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from koito_import.listen import Listen
-    from koito_import.records import ParseOptions, PluginInfo, Skip
+    from koito_import.plugin_types import ParseOptions, PluginInfo, Skip
 
 #: The entry-point group and pluggy project name.
 PROJECT = "koito_import"
@@ -95,7 +134,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def koito_import_describe() -> PluginInfo | Mapping[str, Any]:
-    """Describe the plugin: its name, the formats it reads and their usual file names."""
+    """Describe the plugin: its name, formats, usual file names and the options it takes."""
 
 
 @hookspec

@@ -31,6 +31,12 @@ the host calls ``koito_import_parse`` through ``PluginManager.subset_hook_caller
 every other plugin removed; the hook is ``firstresult`` so the call returns that one
 plugin's iterator. Detection and description, which need each plugin's own answer, call
 each plugin's hook implementation directly.
+
+Options (:func:`parse_options`): a plugin declares the options it takes in its
+PluginInfo (``options``, a tuple of :class:`~koito_import.plugin_types.OptionSpec`);
+``run -o PLUGIN.KEY=VALUE`` is checked against them and converted to the declared type
+here, before anything is read, and reaches the plugin as
+``ParseOptions.get(PLUGIN, KEY)``.
 """
 
 from __future__ import annotations
@@ -56,14 +62,14 @@ from koito_import import hookspecs
 from koito_import.errors import InputError, KoitoImportError, UsageError
 from koito_import.hookspecs import PROJECT, hookimpl
 from koito_import.jsonstream import read_head
-from koito_import.listen import Listen
-from koito_import.records import ParseOptions, PluginInfo, Skip
+from koito_import.plugin_types import Listen, OptionSpec, ParseOptions, PluginInfo, Skip
 
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENV_LOAD_PLUGINS",
     "GROUP",
     "NAME_ONLY_CONFIDENCE",
+    "OptionSpec",
     "ParseOptions",
     "PluginInfo",
     "PluginRecord",
@@ -79,6 +85,7 @@ __all__ = [
     "make_plugin_manager",
     "no_plugin_reads",
     "parse",
+    "parse_options",
     "plugin_names",
     "require",
 ]
@@ -114,6 +121,8 @@ class PluginRecord:
     version: str
     formats: tuple[str, ...]
     patterns: tuple[str, ...]
+    #: The options it takes (``run -o NAME.KEY=VALUE``), as its PluginInfo declares them.
+    options: tuple[OptionSpec, ...] = ()
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -270,8 +279,12 @@ def describe(pm: pluggy.PluginManager | None = None) -> dict[str, PluginInfo]:
     pm = _pm(pm)
     infos: dict[str, PluginInfo] = {}
     for name, result in _call_each(pm, "koito_import_describe"):
-        if result is not None:
+        if result is None:
+            continue
+        try:
             infos[name] = PluginInfo.coerce(result, name)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue  # a malformed answer counts like a hook that raised
     for name in plugin_names(pm):
         infos.setdefault(name, PluginInfo(name))
     return infos
@@ -305,8 +318,52 @@ def list_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginRecord]:
         if not package and isinstance(module, str) and module.startswith("koito_import.importers."):
             package, version = DISTRIBUTION, _own_version()
         info = infos[name]
-        records.append(PluginRecord(name, package, version, info.formats, info.patterns))
+        records.append(
+            PluginRecord(name, package, version, info.formats, info.patterns, info.options)
+        )
     return records
+
+
+# --- options ---------------------------------------------------------------------------
+
+
+def parse_options(
+    assignments: Iterable[str],
+    pm: pluggy.PluginManager | None = None,
+    flag: str = "-o",
+) -> ParseOptions:
+    """ParseOptions from ``PLUGIN.KEY=VALUE`` texts (``run -o``), checked and converted.
+
+    Each value is converted to the type the plugin declares for the key (its
+    PluginInfo's ``options``); the last of several values for one key wins. A malformed
+    text, an unknown plugin, a key the plugin does not declare or a value that does not
+    convert is a one-line UsageError naming it.
+    """
+    pm = _pm(pm)
+    infos: dict[str, PluginInfo] | None = None
+    values: list[tuple[str, str, Any]] = []
+    for text in assignments:
+        target, equals, raw = text.partition("=")
+        plugin, dot, key = target.strip().partition(".")
+        if not equals or not dot or not plugin or not key:
+            raise UsageError(f"{flag} {text!r}: expected PLUGIN.KEY=VALUE")
+        if pm.get_plugin(plugin) is None:
+            installed = ", ".join(plugin_names(pm)) or "none"
+            raise UsageError(f"{flag} {text!r}: unknown plugin {plugin!r} (installed: {installed})")
+        if infos is None:
+            infos = describe(pm)
+        spec = infos[plugin].option_spec(key)
+        if spec is None:
+            declared = ", ".join(o.name for o in infos[plugin].options) or "none"
+            raise UsageError(
+                f"{flag} {text!r}: plugin {plugin!r} has no option {key!r} (options: {declared})"
+            )
+        try:
+            value = spec.convert(raw)
+        except ValueError as exc:
+            raise UsageError(f"{flag} {text!r}: {exc}") from None
+        values.append((plugin, key, value))
+    return ParseOptions(plugin_options=values)
 
 
 # --- detection ---------------------------------------------------------------------------

@@ -1,29 +1,30 @@
-"""What an importer plugin yields besides listens, what it is told, and shared field helpers.
+"""Go-compatible field readers shared by importer plugins, and the old home of their types.
 
-A plugin's ``koito_import_parse`` yields :class:`~koito_import.listen.Listen` records
-and, for every input item it cannot turn into a listen, a :class:`Skip` — so that the
-summary can say how many items were read and why some were left out, and so that one
-bad item never stops an import. :class:`ParseOptions` carries the user's choices that
-change *parsing* (not matching). :class:`PluginInfo` is what ``koito_import_describe``
-returns.
+These helpers reproduce the Go behaviour Koito's importers rely on, so that every plugin
+(built-in or third-party) reads fields exactly as Koito does: :func:`parse_go_uuid`
+(``github.com/google/uuid``'s ``Parse``), :func:`mbid` (the same, with "none" and the nil
+UUID both mapped to ``""``), the ``go_*`` readers (a JSON member decoded into a typed Go
+struct field: null means zero, a wrong type is an error) and Go's integer arithmetic
+(:func:`trunc_div`, :func:`int32_wrap`).
 
-The helpers at the end reproduce the Go behaviour Koito's importers rely on, so that
-every plugin (built-in or third-party) reads fields exactly as Koito does:
-:func:`parse_go_uuid` (``github.com/google/uuid``'s ``Parse``), :func:`mbid` (the same,
-with "none" and the nil UUID both mapped to ``""``), the ``go_*`` readers (a JSON
-member decoded into a typed Go struct field: null means zero, a wrong type is an error)
-and Go's integer arithmetic (:func:`trunc_div`, :func:`int32_wrap`).
+The plugin-facing types (:class:`~koito_import.plugin_types.Skip`,
+:class:`~koito_import.plugin_types.ParseOptions`,
+:class:`~koito_import.plugin_types.PluginInfo`,
+:class:`~koito_import.plugin_types.OptionSpec`) live in :mod:`koito_import.plugin_types`;
+they are re-exported here so that ``from koito_import.records import Skip`` keeps working.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from koito_import.plugin_types import OptionSpec, ParseOptions, PluginInfo, Skip
 
 __all__ = [
     "NIL_UUID",
+    "OptionSpec",
     "ParseOptions",
     "PluginInfo",
     "Skip",
@@ -41,78 +42,6 @@ __all__ = [
 ]
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """One input item that does not become a listen, and why.
-
-    ``reason`` is a short, stable label that the summary counts by (``missing_artist``,
-    ``missing_title``, ``bad_timestamp``, ``not_trackdone``, ``too_short``,
-    ``podcast_or_audiobook``, ``now_playing``, ``wrong_type``, ``not_an_object``,
-    ``invalid_json``); ``where`` locates the item for a human (``"item 17"``,
-    ``"line 3"``, ``"listens/2025/6.jsonl line 3"``, ``"page 2, item 5"``), optionally
-    followed by the offending field in parentheses. ``raw`` is the item as the file
-    holds it (the parsed JSON value, or the line's text), so that ``--skipped`` can show
-    the user which item it was; it takes no part in equality.
-    """
-
-    reason: str
-    where: str
-    raw: Any = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ParseOptions:
-    """User choices that change how a file is read (never how listens are matched).
-
-    ``spotify_min_ms``: ``None`` keeps Koito's rule for Spotify's extended history
-    (only plays that ended with ``reason_end == "trackdone"``) and a 30-second minimum
-    for the older account-data history, which has no ``reason_end``. A number keeps
-    every play of at least that many milliseconds instead, whatever ``reason_end`` says
-    (the "counts after 30 seconds" rule asked for in Koito issue #205).
-
-    ``extra``: free-form ``name -> value`` settings for third-party plugins, so a plugin
-    can take an option without a change here; read them with :meth:`option`. Names are
-    best prefixed with the plugin's name (``"rockbox.timezone"``).
-    """
-
-    spotify_min_ms: int | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    def option(self, name: str, default: str | None = None) -> str | None:
-        """The value of a plugin-specific option from ``extra``, or ``default``."""
-        return self.extra.get(name, default)
-
-    def __hash__(self) -> int:
-        return hash((self.spotify_min_ms, tuple(sorted(self.extra.items()))))
-
-
-@dataclass(frozen=True, slots=True)
-class PluginInfo:
-    """What ``koito_import_describe`` returns: shown by ``koito-import plugins``.
-
-    ``name`` is informative (the registered plugin name is the entry-point name);
-    ``formats`` are human-readable format names; ``patterns`` are shell globs for file
-    names this plugin usually reads — the host uses them only to break ties between
-    plugins whose content detection is equally sure, and as a last resort when no
-    plugin recognises the content.
-    """
-
-    name: str
-    formats: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-
-    @classmethod
-    def coerce(cls, value: PluginInfo | Mapping[str, Any], default_name: str) -> PluginInfo:
-        """Accept a PluginInfo or a plain dict (what a third-party plugin may return)."""
-        if isinstance(value, PluginInfo):
-            return value
-        return cls(
-            name=str(value.get("name") or default_name),
-            formats=tuple(str(f) for f in value.get("formats") or ()),
-            patterns=tuple(str(p) for p in value.get("patterns") or ()),
-        )
 
 
 # --- Go-compatible field helpers -------------------------------------------------------

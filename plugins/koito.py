@@ -40,10 +40,8 @@ from koito_import.errors import InputError
 from koito_import.hookspecs import hookimpl
 from koito_import.jsonstream import ITEMS, first_byte, iter_items, peek_items, top_level_values
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
+from koito_import.plugin_types import ParseOptions, PluginInfo, Skip
 from koito_import.records import (
-    ParseOptions,
-    PluginInfo,
-    Skip,
     WrongType,
     go_bool,
     go_int,

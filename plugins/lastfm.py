@@ -31,15 +31,8 @@ from typing import Any
 from koito_import.hookspecs import hookimpl
 from koito_import.jsonstream import ITEMS, first_byte, iter_items, peek_items
 from koito_import.listen import Listen
-from koito_import.records import (
-    ParseOptions,
-    PluginInfo,
-    Skip,
-    WrongType,
-    go_object,
-    go_str,
-    mbid,
-)
+from koito_import.plugin_types import ParseOptions, PluginInfo, Skip
+from koito_import.records import WrongType, go_object, go_str, mbid
 from koito_import.timeparse import parse_go_int, parse_lastfm_text
 
 CLIENT = "lastfm"

@@ -62,7 +62,8 @@ from koito_import.errors import InputError
 from koito_import.hookspecs import hookimpl
 from koito_import.jsonstream import HEAD_BYTES, open_input
 from koito_import.listen import Listen
-from koito_import.records import ParseOptions, PluginInfo, Skip, mbid
+from koito_import.plugin_types import ParseOptions, PluginInfo, Skip
+from koito_import.records import mbid
 from koito_import.timeparse import parse_go_int, unix_seconds
 
 CLIENT = "lastfm"

@@ -57,11 +57,9 @@ from koito_import.jsonstream import (
     read_head,
 )
 from koito_import.listen import Listen
+from koito_import.plugin_types import ParseOptions, PluginInfo, Skip
 from koito_import.records import (
     NIL_UUID,
-    ParseOptions,
-    PluginInfo,
-    Skip,
     WrongType,
     go_int,
     go_list,

@@ -27,9 +27,10 @@ no ``reason_end``, so by default a play counts when it lasted at least 30 second
 (``too_short`` otherwise) — the rule Last.fm and ListenBrainz use, and what Koito issue
 #205 asks for.
 
-``ParseOptions.spotify_min_ms`` set to a number replaces both defaults: every play of at
-least that many milliseconds is kept, whatever its ``reason_end`` (``too_short``
-otherwise). Each item is classified by its own keys, so a file mixing both kinds works.
+The option ``min_seconds`` (``koito-import run -o spotify.min_seconds=N``, or its alias
+``--spotify-min-seconds N``) set to a number replaces both defaults: every play of at
+least that many seconds is kept, whatever its ``reason_end`` (``too_short`` otherwise).
+Each item is classified by its own keys, so a file mixing both kinds works.
 
 Where we differ because Koito would refuse the whole file: an item whose ``ts`` is not a
 valid RFC 3339 time is skipped (``bad_timestamp``; a missing one too, where Koito would
@@ -45,20 +46,22 @@ from typing import Any
 from koito_import.hookspecs import hookimpl
 from koito_import.jsonstream import ITEMS, first_byte, iter_items, peek_items
 from koito_import.listen import Listen
-from koito_import.records import (
-    ParseOptions,
-    PluginInfo,
-    Skip,
-    WrongType,
-    go_int,
-    go_str,
-    trunc_div,
-)
+from koito_import.plugin_types import OptionSpec, ParseOptions, PluginInfo, Skip
+from koito_import.records import WrongType, go_int, go_str, trunc_div
 from koito_import.timeparse import parse_rfc3339, parse_spotify_end_time
 
 CLIENT = "spotify"
 #: Minimum play for the account-data history, which has no ``reason_end``.
 ACCOUNT_DATA_MIN_MS = 30_000
+#: The plugin's one option: unset keeps Koito's rule (see the module docstring).
+MIN_SECONDS = OptionSpec(
+    "min_seconds",
+    int,
+    None,
+    "keep plays of at least this many seconds instead of Koito's rule, 'trackdone only' "
+    "(30 is Spotify's own count rule)",
+    minimum=0,
+)
 
 _PODCAST_KEYS = (
     "episode_name",
@@ -90,6 +93,7 @@ def koito_import_describe() -> PluginInfo:
             "Spotify account-data streaming history (JSON)",
         ),
         patterns=("*Streaming_History_Audio*", "StreamingHistory*.json"),
+        options=(MIN_SECONDS,),
     )
 
 
@@ -185,6 +189,7 @@ def item_to_listen(item: Any, where: str, min_ms: int | None) -> Listen | Skip:
 @hookimpl
 def koito_import_parse(path: Path, options: ParseOptions) -> Iterator[Listen | Skip]:
     """Stream the plays of one Spotify history file."""
-    min_ms = options.spotify_min_ms
+    seconds = options.get("spotify", MIN_SECONDS.name, MIN_SECONDS.default)
+    min_ms = None if seconds is None else round(seconds * 1000)
     items = iter_items(path, (ITEMS,))
     return (item_to_listen(item, f"item {number}", min_ms) for number, item in items)

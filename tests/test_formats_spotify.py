@@ -17,6 +17,11 @@ def read(path: Path, options: ParseOptions | None = None) -> list[Listen | Skip]
     return list(plugins.parse(path, "spotify", options))
 
 
+def min_seconds(seconds: int) -> ParseOptions:
+    """The spotify plugin's option, as ``-o spotify.min_seconds=N`` sets it."""
+    return ParseOptions(plugin_options={"spotify": {"min_seconds": seconds}})
+
+
 def spotify(artist: str, title: str, time: int, album: str, duration: int) -> Listen:
     return Listen(
         artist=artist, title=title, time=time, album=album, duration=duration, client="spotify"
@@ -41,8 +46,8 @@ def test_extended_history_koito_rule() -> None:
 
 
 def test_extended_history_minimum_play_option() -> None:
-    """spotify_min_ms replaces the trackdone rule: any play of at least that long counts."""
-    records = read(EXTENDED, ParseOptions(spotify_min_ms=30_000))
+    """spotify.min_seconds replaces the trackdone rule: any play of at least that long counts."""
+    records = read(EXTENDED, min_seconds(30))
     assert records[1] == Skip("too_short", "item 2")
     # An "endplay" of 45 s now counts; its +02:00 offset is applied.
     assert records[8] == spotify("Band", "Offset", 1677669600, "LP", 45)
@@ -79,10 +84,20 @@ def test_account_data_history_thirty_seconds_by_default() -> None:
 
 
 def test_account_data_history_option() -> None:
-    records = read(ACCOUNT, ParseOptions(spotify_min_ms=10_000))
+    records = read(ACCOUNT, min_seconds(10))
     assert records[1] == Listen(
         artist="Old Band", title="Skipped", time=1549492920, duration=29, client="spotify"
     )
+
+
+def test_the_older_spotify_min_ms_keyword_is_the_same_option() -> None:
+    """ParseOptions(spotify_min_ms=...) (older library callers) sets spotify.min_seconds."""
+    assert ParseOptions(spotify_min_ms=10_000) == min_seconds(10)
+    assert read(ACCOUNT, ParseOptions(spotify_min_ms=10_000)) == read(ACCOUNT, min_seconds(10))
+    # Milliseconds that are not whole seconds still mean what they say.
+    assert ParseOptions(spotify_min_ms=29_999).spotify_min_ms == 29_999
+    assert isinstance(read(ACCOUNT, ParseOptions(spotify_min_ms=29_999))[1], Listen)  # 29,999 ms
+    assert read(ACCOUNT, ParseOptions(spotify_min_ms=30_000))[1] == Skip("too_short", "item 2")
 
 
 def test_account_data_podcasts_are_skipped() -> None:
@@ -118,7 +133,7 @@ def test_extended_history_audiobook_chapters_are_skipped_as_such() -> None:
     ]
     with_min = read(
         FIXTURES / "Streaming_History_Audio_2024_audiobooks.json",
-        ParseOptions(spotify_min_ms=30_000),
+        min_seconds(30),
     )
     assert with_min[2] == Skip("podcast_or_audiobook", "item 3")
 
@@ -133,7 +148,7 @@ def test_account_data_audiobooks_are_skipped_as_such() -> None:
         # Shorter than 30 s: the account-data play rule comes first, as for podcasts.
         Skip("too_short", "item 3"),
     ]
-    assert read(path, ParseOptions(spotify_min_ms=0))[2] == Skip("podcast_or_audiobook", "item 3")
+    assert read(path, min_seconds(0))[2] == Skip("podcast_or_audiobook", "item 3")
 
 
 def test_a_mixed_account_data_file_keeps_its_music(tmp_path: Path) -> None:

@@ -162,6 +162,20 @@ def test_every_hookspec_is_documented_and_implemented() -> None:
         assert all(hasattr(module, name) for name in specs), module.__name__
 
 
+def test_builtin_options_are_declared_and_documented() -> None:
+    """Options are part of PluginInfo (no hook of their own): each one a built-in declares
+    has a one-line help and is described in the plugin's module docstring."""
+    infos = plugins.describe()
+    assert [option.name for option in infos["spotify"].options] == ["min_seconds"]
+    for module_name in plugins.BUILTIN_PLUGINS:
+        module = plugins.import_builtin(module_name)
+        name = module_name.rsplit(".", 1)[1]
+        for option in infos[name].options:
+            assert f"``{option.name}``" in (module.__doc__ or ""), (name, option.name)
+            assert option.help and "\n" not in option.help, (name, option.name)
+    assert "``options``" in (hookspecs.__doc__ or "")
+
+
 def test_hook_signatures_match_their_specs() -> None:
     for module_name in plugins.BUILTIN_PLUGINS:
         module = plugins.import_builtin(module_name)
