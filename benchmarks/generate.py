@@ -2,7 +2,7 @@
 
     python -m benchmarks.generate --listens 49050 --format maloja --seed 1 -o out.json
 
-The default shape is the plan's: 49,050 Maloja scrobbles over 5,589 artists, 2,628
+The default shape is the reference workload's: 49,050 Maloja scrobbles over 5,589 artists, 2,628
 albums and about 15,000 tracks. Other sizes scale the catalog like a real history grows
 (1,000,000 listens: ~40k artists, ~20k albums, ~150k tracks, as in docs/write-floors.md)
 unless ``--artists``/``--albums``/``--tracks`` say otherwise. What makes it realistic:
@@ -47,12 +47,12 @@ import orjson
 
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 
-#: The plan's workload.
+#: The reference workload (49k).
 DEFAULT_LISTENS = 49_050
 DEFAULT_ARTISTS = 5_589
 DEFAULT_ALBUMS = 2_628
 DEFAULT_TRACKS = 15_000
-#: Catalog growth exponents fitted to the plan (49k) and docs/write-floors.md's 1M workload.
+#: Catalog growth exponents fitted to the 49k workload and to docs/write-floors.md's 1M one.
 _GROWTH = {"artists": 0.653, "albums": 0.673, "tracks": 0.764}
 
 FORMATS = ("maloja", "listenbrainz-jsonl", "spotify", "lastfm", "koito")
@@ -812,9 +812,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.generate", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--listens", type=int, default=DEFAULT_LISTENS)
-    parser.add_argument("--artists", type=int, default=None, help="default: scaled from the plan")
-    parser.add_argument("--albums", type=int, default=None, help="default: scaled from the plan")
-    parser.add_argument("--tracks", type=int, default=None, help="default: scaled from the plan")
+    parser.add_argument(
+        "--artists", type=int, default=None, help="default: scaled from the 49k workload"
+    )
+    parser.add_argument(
+        "--albums", type=int, default=None, help="default: scaled from the 49k workload"
+    )
+    parser.add_argument(
+        "--tracks", type=int, default=None, help="default: scaled from the 49k workload"
+    )
     parser.add_argument("--format", choices=FORMATS, default="maloja")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("-o", "--output", required=True, help="file to write (.zip: LB zip)")
