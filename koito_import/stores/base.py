@@ -266,11 +266,7 @@ class SqlCatalog:
             "VALUES (?, ?, ?, ?) RETURNING id",
             (mbid or None, various_artists, image, source),
         ).fetchone()
-        self._store.executemany(
-            "INSERT INTO artist_releases (artist_id, release_id, is_primary) VALUES (?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(a, album_id, i == 0) for i, a in enumerate(artist_ids)],
-        )
+        self._album_links([(a, album_id, i == 0) for i, a in enumerate(artist_ids)])
         rows = album_alias_rows(title, aliases, self._store.dialect)
         self._aliases("release_aliases", "release_id", album_id, rows)
         return Album(album_id, title, mbid or None)
@@ -280,10 +276,14 @@ class SqlCatalog:
         album.mbid = mbid
 
     def link_album_artists(self, album_id: int, artist_ids: Sequence[int]) -> None:
+        self._album_links([(a, album_id, False) for a in artist_ids])
+
+    def _album_links(self, rows: list[tuple[int, int, bool]]) -> None:
+        """(artist, album, is_primary) links; an existing link keeps its is_primary."""
         self._store.executemany(
             "INSERT INTO artist_releases (artist_id, release_id, is_primary) VALUES (?, ?, ?) "
             "ON CONFLICT DO NOTHING",
-            [(a, album_id, False) for a in artist_ids],
+            rows,
         )
 
     # tracks
