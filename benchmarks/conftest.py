@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from benchmarks.generate import DEFAULT_LISTENS, generate_listens, write_export
+from benchmarks.generate import DEFAULT_LISTENS, generate_listens, shape_counts, write_export
 from koito_import import _normalize_py
 from koito_import.listen import Listen
 from koito_import.testing import fresh_database, postgres_server
@@ -69,12 +69,20 @@ def medians() -> dict[str, float]:
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[int | str, Path]:
     folder = tmp_path_factory.mktemp("exports")
     sizes = [10_000, 49_050, 100_000]
     if BENCH_1M:
         sizes.append(1_000_000)
-    return {n: write_export(folder / f"maloja-{n}.json", "maloja", n) for n in sizes}
+    out: dict[int | str, Path] = {
+        n: write_export(folder / f"maloja-{n}.json", "maloja", n) for n in sizes
+    }
+    if BENCH_1M:
+        artists, albums, tracks = shape_counts(1_000_000, "grown") or (None, None, None)
+        out["1m-grown"] = write_export(
+            folder / "maloja-1m-grown.json", "maloja", 1_000_000, 1, artists, albums, tracks
+        )
+    return out
 
 
 @pytest.fixture(scope="session")

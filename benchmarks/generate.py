@@ -55,6 +55,23 @@ DEFAULT_TRACKS = 15_000
 #: Catalog growth exponents fitted to the 49k workload and to docs/write-floors.md's 1M one.
 _GROWTH = {"artists": 0.653, "albums": 0.673, "tracks": 0.764}
 
+#: Catalog shapes: "reference" scales the 49k workload's catalog with the exponents above;
+#: "grown" is the catalog of a long history with many albums (at 1M listens: 25k
+#: artists, 40k albums, 150k tracks, i.e. tracks ~15% of listens), proportional to it.
+SHAPES = ("reference", "grown")
+_GROWN = {"artists": 0.025, "albums": 0.04, "tracks": 0.15}
+
+
+def shape_counts(listens: int, shape: str = "reference") -> tuple[int, int, int] | None:
+    """(artists, albums, tracks) of a shape at this size; None: the reference scaling."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    if shape == "reference":
+        return None
+    a, r, t = (max(1, round(listens * _GROWN[k])) for k in ("artists", "albums", "tracks"))
+    return a, r, t
+
+
 FORMATS = ("maloja", "listenbrainz-jsonl", "spotify", "lastfm", "koito")
 
 MALOJA_SEP = " \u2022 "
@@ -821,12 +838,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tracks", type=int, default=None, help="default: scaled from the 49k workload"
     )
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="reference",
+        help="catalog shape when --artists/--albums/--tracks are not given "
+        "(grown: 2.5%% artists, 4%% albums, 15%% tracks of the listens)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="maloja")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("-o", "--output", required=True, help="file to write (.zip: LB zip)")
     args = parser.parse_args(argv)
     if args.listens < 0:
         parser.error("--listens must be >= 0")
+    grown = shape_counts(args.listens, args.shape)
+    if grown is not None:
+        args.artists = args.artists if args.artists is not None else grown[0]
+        args.albums = args.albums if args.albums is not None else grown[1]
+        args.tracks = args.tracks if args.tracks is not None else grown[2]
     started = _time.perf_counter()
     path = write_export(
         args.output, args.format, args.listens, args.seed, args.artists, args.albums, args.tracks
