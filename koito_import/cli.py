@@ -18,7 +18,6 @@ stderr with a documented exit code; a traceback appears only with ``--debug`` (o
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -340,7 +339,12 @@ def run(
     # --spotify-min-seconds N is an alias of -o spotify.min_seconds=N (an -o given too wins);
     # checked on its own first, so that an error names the flag the user typed.
     alias = [] if spotify_min_seconds is None else [f"spotify.min_seconds={spotify_min_seconds}"]
-    plugins.parse_options(alias, flag="--spotify-min-seconds")
+    try:
+        plugins.parse_options(alias)
+    except UsageError as exc:
+        # Name what the user typed, not the -o text it stands for.
+        reason = str(exc).split("': ", 1)[-1]
+        raise UsageError(f"--spotify-min-seconds {spotify_min_seconds}: {reason}") from None
     options = ImportOptions(
         plugin=plugin,
         since=start,
@@ -439,8 +443,7 @@ def _forget_new_database(created: list[Path]) -> None:
 
     The lock file beside it goes too: the database it guards is gone.
     """
-    from koito_import.stores import open_store
-    from koito_import.stores.sqlite import remove_database
+    from koito_import.stores import open_store, remove_database
 
     for path in created:
         try:
@@ -469,17 +472,9 @@ def _dry_run_target(target: str, dry_run: bool) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="koito-import-dry-") as tmp:
         scratch = Path(tmp) / "koito.db"
         if Path(path).exists():
-            import sqlite3
+            from koito_import.stores import snapshot_copy
 
-            try:
-                src = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-                try:
-                    with sqlite3.connect(scratch) as dst:
-                        src.backup(dst)
-                finally:
-                    src.close()
-            except sqlite3.DatabaseError:
-                shutil.copyfile(path, scratch)  # not a database: let the schema check say so
+            snapshot_copy(path, scratch)
         try:
             yield str(scratch)
         except (DatabaseError, SchemaError) as exc:

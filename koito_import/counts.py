@@ -38,9 +38,3 @@ class ImportCounts:
                 self.skipped.update(other.skipped)
             elif read or f.name != "read":
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def counts(self) -> dict[str, object]:
-        """The counts as plain data (``skipped`` as a dict), for JSON output."""
-        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(ImportCounts)}
-        out["skipped"] = dict(self.skipped)
-        return out

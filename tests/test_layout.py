@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "koito_import"
 SQL_HOMES = ("stores", "schema")
 #: Statement shapes, not words: prose in comments and docstrings may name them freely.
 SQL = re.compile(
-    r"\bSELECT\b.*\bFROM\b|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
+    r"\bSELECT\b.*\bFROM\b|\bINSERT\b(\s+OR\s+\w+)?\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
     r"|\bPRAGMA\s+\w+|\bCREATE\s+(TEMP\s+)?(TABLE|INDEX|VIEW)\b|\bCOPY\s+\w+\s*\(",
     re.DOTALL,
 )
@@ -54,6 +54,7 @@ def _code_strings(path: Path) -> list[tuple[int, str]]:
 def test_the_sql_detector_sees_sql():
     assert SQL.search("SELECT a.id FROM artists a")
     assert SQL.search("INSERT INTO listens (track_id) VALUES (?)")
+    assert SQL.search("INSERT OR IGNORE INTO listens (track_id) VALUES (?)")
     assert SQL.search("UPDATE tracks SET duration = ? WHERE id = ?")
     assert not SQL.search("select the plugin from the list")
 
@@ -81,8 +82,20 @@ def _imports(path: Path) -> set[str]:
     ("room", "forbidden"),
     [
         ("stores", ("koito_import.bulk", "koito_import.pipeline", "koito_import.cli")),
-        ("bulk", ("koito_import.pipeline", "koito_import.cli", "psycopg", "sqlite3")),
+        (
+            "bulk",
+            (
+                "koito_import.pipeline",
+                "koito_import.cli",
+                "koito_import.stores.sqlite",
+                "koito_import.stores.postgres",
+                "psycopg",
+                "sqlite3",
+            ),
+        ),
         ("resolver.py", ("koito_import.stores", "koito_import.bulk")),
+        ("cli.py", ("koito_import.stores.sqlite", "koito_import.stores.postgres", "sqlite3")),
+        ("pipeline.py", ("koito_import.stores.sqlite", "koito_import.stores.postgres", "sqlite3")),
         ("catalog.py", ("koito_import.stores", "koito_import.bulk")),
     ],
 )

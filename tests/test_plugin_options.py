@@ -153,7 +153,7 @@ def test_the_alias_needs_the_spotify_plugin(
     )
     assert code == 2
     assert err == (
-        "koito-import: error: --spotify-min-seconds 'spotify.min_seconds=3': "
+        "koito-import: error: --spotify-min-seconds 3: "
         "unknown plugin 'spotify' (installed: maloja)\n"
     )
 

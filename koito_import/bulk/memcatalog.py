@@ -363,6 +363,11 @@ class MemoryCatalog:
         self.lazy_loads += 1
         self.ensure(needs)
 
+    def listens_at(self, times: set[int], user_id: int) -> list[tuple[int, int]]:
+        """(unix second, track id) of the user's stored listens at these seconds (after
+        the writes queued so far)."""
+        return self._read.listens_at(times, user_id)
+
     # --- artists -------------------------------------------------------------------------
 
     def _artist(self, artist_id: int | None) -> Artist | None:

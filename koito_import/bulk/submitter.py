@@ -552,7 +552,7 @@ class BulkSubmitter:
             durations.append(p.duration)
             clients.append(p.client)
 
-    def _heard_at(self, batch: _Batch, start: int, end: int, writer: BulkWriter) -> set[int]:
+    def _heard_at(self, batch: _Batch, start: int, end: int) -> set[int]:
         """The seconds among positions [start, end) heard before this run (``listen``).
 
         Only seconds inside the span of the user's earlier listens are asked about, in
@@ -567,11 +567,11 @@ class BulkSubmitter:
         times = {t for t in batch.times[start:end] if lo <= t <= hi}
         if not times:
             return set()
-        self._behind.sync()
+        assert batch.catalog is not None
         written = self._written
         return {
             t
-            for t, track_id in writer.listens_at(times, self.user_id)
+            for t, track_id in batch.catalog.listens_at(times, self.user_id)
             if written.get(track_id, t) is None
         }
 
@@ -621,7 +621,7 @@ class BulkSubmitter:
         end = len(gids) if end is None else end
         start, batch.pending = batch.pending, end
         times = batch.times
-        heard = self._heard_at(batch, start, end, writer)
+        heard = self._heard_at(batch, start, end)
         self._load_slice(batch, start, end, heard)
         # What the previous step created and changed is written while this one is matched
         # (after this step's queries: they must not wait for it).

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from koito_import.errors import DatabaseError
 from koito_import.stores.base import CatalogCounts, SqlCatalog, Store
@@ -32,7 +33,9 @@ __all__ = [
     "display_target",
     "open_store",
     "parse_target",
+    "remove_database",
     "resolve_target",
+    "snapshot_copy",
     "sqlite_path",
     "write_failure",
 ]
@@ -129,6 +132,20 @@ def sqlite_path(target: str | None) -> str | None:
     """The file a SQLite target names (``PATH``, ``sqlite:///PATH``); None for others."""
     parsed = parse_target(target)
     return parsed.location if parsed.backend.name == "sqlite" else None
+
+
+def snapshot_copy(path: str | Path, dest: str | Path) -> None:
+    """A consistent copy of a SQLite database (a dry run works on one)."""
+    from koito_import.stores.sqlite import snapshot_copy as copy
+
+    copy(path, dest)
+
+
+def remove_database(path: str | Path) -> None:
+    """Remove a SQLite database this run created, and the files kept beside it."""
+    from koito_import.stores.sqlite import remove_database as remove
+
+    remove(path)
 
 
 def write_failure(store: Store, exc: BaseException) -> DatabaseError | None:

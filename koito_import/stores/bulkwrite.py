@@ -151,7 +151,10 @@ class BulkWriter(ABC):
             ("tracks", ch.track_mbids),
         ):
             self.set_column(
-                table, "musicbrainz_id", "uuid", [(i, None) for i, old, _ in mbids if old]
+                table,
+                "musicbrainz_id",
+                "uuid",
+                [(i, None) for i, old, _ in mbids if old is not None],
             )
         for table, rows in (
             ("artists", ch.artists),
@@ -174,7 +177,10 @@ class BulkWriter(ABC):
             ("tracks", ch.track_mbids),
         ):
             self.set_column(
-                table, "musicbrainz_id", "uuid", [(i, new) for i, _, new in mbids if new]
+                table,
+                "musicbrainz_id",
+                "uuid",
+                [(i, new) for i, _, new in mbids if new is not None],
             )
         self.set_column("tracks", "duration", "int4", ch.track_durations)
         inserted = self.insert_listens(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,22 @@ from koito_import.stores.bulkwrite import BulkWriter
 
 #: Beside ``koito.db``: the file koito-import writers lock (see the module docstring).
 LOCK_SUFFIX = "-import-lock"
+
+
+def snapshot_copy(path: str | Path, dest: str | Path) -> None:
+    """Copy a database file consistently, a running Koito's WAL included (a dry run's
+    scratch copy): SQLite's backup API through a read-only connection, which never
+    creates a missing file. A file that is not a database is copied as it is, so that the
+    schema check names what is wrong with it."""
+    try:
+        src = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            with sqlite3.connect(dest) as dst:
+                src.backup(dst)
+        finally:
+            src.close()
+    except sqlite3.DatabaseError:
+        shutil.copyfile(path, dest)
 
 
 def remove_database(path: str | Path) -> None:
