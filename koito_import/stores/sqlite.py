@@ -197,8 +197,6 @@ class SqliteBulkWriter(BulkWriter):
         self._saved_cache: int | None = None
         self._saved_checkpoint: int | None = None
         self._next_id: dict[str, int] = {}
-        #: ``conn.total_changes`` at the last checkpoint (see ``idle``).
-        self._checkpointed = 0
 
     ordered_join = "CROSS JOIN"
 
@@ -212,7 +210,6 @@ class SqliteBulkWriter(BulkWriter):
 
     def begin(self) -> None:
         self._next_id = {}
-        self._checkpointed = self.conn.total_changes
         # Checkpoints run between the run's transactions (``idle``), not inside COMMIT:
         # a run in pieces commits a few times a second and each commit would copy the
         # WAL back (measured: 0.3 s of 7.8 s at 300k listens), while the pause between
@@ -230,19 +227,7 @@ class SqliteBulkWriter(BulkWriter):
         # Another writer may have added rows since the previous transaction.
         self._next_id = {}
 
-    #: Rows a run writes between two checkpoints (see ``idle``).
-    CHECKPOINT_ROWS = 250_000
-
-    def idle(self, *, force: bool = False) -> None:
-        # A checkpoint copies every page the WAL holds back into the database; a hot
-        # index page written in each of many transactions is copied once per checkpoint.
-        # Checkpointing after every transaction cost 53 s of a 250 s profiled 1M import
-        # (0.15 s each, longer than the gap it was meant to fill); one per this many
-        # rows keeps the WAL to some tens of MB and the copies few.
-        changes = self.conn.total_changes
-        if not force and changes - self._checkpointed < self.CHECKPOINT_ROWS:
-            return
-        self._checkpointed = changes
+    def idle(self) -> None:
         # PASSIVE: copies what it can without waiting for, or blocking, any writer.
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
@@ -251,7 +236,7 @@ class SqliteBulkWriter(BulkWriter):
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._saved_checkpoint)}")
             self._saved_checkpoint = None
             if not self.store.in_transaction:
-                self.idle(force=True)
+                self.idle()
         if self._saved_cache is not None:
             self.conn.execute(f"PRAGMA cache_size = {self._saved_cache}")
             self._saved_cache = None
