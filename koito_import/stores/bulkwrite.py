@@ -145,17 +145,14 @@ class BulkWriter(ABC):
         taken by another row of the same step, so every replaced one is freed first.
         """
         ch = changes
-        for table, mbids in (
+        mbids = (
             ("artists", ch.artist_mbids),
             ("releases", ch.album_mbids),
             ("tracks", ch.track_mbids),
-        ):
-            self.set_column(
-                table,
-                "musicbrainz_id",
-                "uuid",
-                [(i, None) for i, old, _ in mbids if old is not None],
-            )
+        )
+        for table, moved in mbids:
+            freed = [(i, None) for i, old, _ in moved if old is not None]
+            self.set_column(table, "musicbrainz_id", "uuid", freed)
         for table, rows in (
             ("artists", ch.artists),
             ("artist_aliases", ch.artist_aliases),
@@ -171,17 +168,9 @@ class BulkWriter(ABC):
             ("artist_tracks", ch.track_artists),
         ):
             self.insert_new(table, *COLUMNS[table], rows)
-        for table, mbids in (
-            ("artists", ch.artist_mbids),
-            ("releases", ch.album_mbids),
-            ("tracks", ch.track_mbids),
-        ):
-            self.set_column(
-                table,
-                "musicbrainz_id",
-                "uuid",
-                [(i, new) for i, _, new in mbids if new is not None],
-            )
+        for table, moved in mbids:
+            taken = [(i, new) for i, _, new in moved if new is not None]
+            self.set_column(table, "musicbrainz_id", "uuid", taken)
         self.set_column("tracks", "duration", "int4", ch.track_durations)
         inserted = self.insert_listens(
             self._listen_rows(ch.new_track_listens), user_id, new_tracks=True
