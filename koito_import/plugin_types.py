@@ -159,9 +159,6 @@ class ParseOptions:
 
     ``extra``: free-form ``name -> str`` settings from library callers (the older
     mechanism; the command line fills only ``plugin_options``). Read with :meth:`option`.
-
-    ``spotify_min_ms`` (a keyword and a read-only property) is kept for older callers:
-    it is ``spotify.min_seconds`` in milliseconds.
     """
 
     plugin_options: tuple[tuple[str, str, Any], ...]
@@ -172,15 +169,8 @@ class ParseOptions:
         *,
         plugin_options: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, str, Any]] = (),
         extra: Mapping[str, str] | None = None,
-        spotify_min_ms: int | None = None,
     ) -> None:
-        values = list(_sorted_values(plugin_options))
-        if spotify_min_ms is not None:
-            seconds = (
-                spotify_min_ms // 1000 if spotify_min_ms % 1000 == 0 else spotify_min_ms / 1000
-            )
-            values.insert(0, ("spotify", "min_seconds", seconds))
-        object.__setattr__(self, "plugin_options", _sorted_values(values))
+        object.__setattr__(self, "plugin_options", _sorted_values(plugin_options))
         object.__setattr__(self, "extra", dict(extra or {}))
 
     def get(self, plugin: str, key: str, default: Any = None) -> Any:
@@ -203,12 +193,6 @@ class ParseOptions:
             if value is not missing:
                 return value
         return self.extra.get(name, default)
-
-    @property
-    def spotify_min_ms(self) -> int | None:
-        """``spotify.min_seconds`` in milliseconds (older callers), None when unset."""
-        seconds = self.get("spotify", "min_seconds")
-        return None if seconds is None else round(seconds * 1000)
 
     def __hash__(self) -> int:
         return hash((self.plugin_options, tuple(sorted(self.extra.items()))))

@@ -162,9 +162,11 @@ def test_go_integer_arithmetic() -> None:
 
 
 def test_parse_options_and_plugin_info() -> None:
-    options = ParseOptions(spotify_min_ms=30_000, extra={"rockbox.tz": "UTC"})
+    spotify = {"spotify": {"min_seconds": 30}}
+    options = ParseOptions(plugin_options=spotify, extra={"rockbox.tz": "UTC"})
     assert options.option("rockbox.tz") == "UTC"
     assert options.option("missing", "d") == "d"
-    assert hash(options) == hash(ParseOptions(spotify_min_ms=30_000, extra={"rockbox.tz": "UTC"}))
+    same = ParseOptions(plugin_options=spotify, extra={"rockbox.tz": "UTC"})
+    assert hash(options) == hash(same)
     info = PluginInfo.coerce({"formats": ["A"], "patterns": ("*.a",)}, "alpha")
     assert info == PluginInfo("alpha", ("A",), ("*.a",))

@@ -90,14 +90,12 @@ def test_account_data_history_option() -> None:
     )
 
 
-def test_the_older_spotify_min_ms_keyword_is_the_same_option() -> None:
-    """ParseOptions(spotify_min_ms=...) (older library callers) sets spotify.min_seconds."""
-    assert ParseOptions(spotify_min_ms=10_000) == min_seconds(10)
-    assert read(ACCOUNT, ParseOptions(spotify_min_ms=10_000)) == read(ACCOUNT, min_seconds(10))
-    # Milliseconds that are not whole seconds still mean what they say.
-    assert ParseOptions(spotify_min_ms=29_999).spotify_min_ms == 29_999
-    assert isinstance(read(ACCOUNT, ParseOptions(spotify_min_ms=29_999))[1], Listen)  # 29,999 ms
-    assert read(ACCOUNT, ParseOptions(spotify_min_ms=30_000))[1] == Skip("too_short", "item 2")
+def test_min_seconds_may_be_fractional_from_the_library() -> None:
+    """The CLI takes whole seconds; a library caller may give a fraction, which means what
+    it says (29.999 s keeps a play of 29,999 ms)."""
+    fraction = ParseOptions(plugin_options={"spotify": {"min_seconds": 29.999}})
+    assert isinstance(read(ACCOUNT, fraction)[1], Listen)  # 29,999 ms
+    assert read(ACCOUNT, min_seconds(30))[1] == Skip("too_short", "item 2")
 
 
 def test_account_data_podcasts_are_skipped() -> None:

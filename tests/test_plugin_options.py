@@ -214,8 +214,6 @@ def test_parse_options_hash_pickle_and_accessors() -> None:
     assert options.option("rockbox.tz") == "UTC"  # declared options, then extra
     assert options.option("legacy.name") == "v"
     assert options.option("nothing", 0) == 0
-    assert options.spotify_min_ms == 30_000
-    assert ParseOptions().spotify_min_ms is None
     assert ParseOptions() != options
     with pytest.raises(TypeError):
         ParseOptions(30_000)  # type: ignore[misc]  # keywords only: the fields changed
