@@ -38,7 +38,9 @@ to make them agree:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +115,12 @@ class Needs:
         self.track_titles.add(listen.title)
 
 
+#: What a row holds instead of a list it does not need (rows loaded from the database,
+#: and new rows once handed to the writer): a catalog of a whole 1M-listen file holds
+#: ~200k rows, and an empty list or set apiece cost more than the rows' own fields.
+_NONE: tuple[()] = ()
+
+
 class _Row:
     """What every entity row holds: its MBID now and in the database, its new aliases.
 
@@ -125,8 +133,8 @@ class _Row:
     def __init__(self, mbid: str | None) -> None:
         self.mbid = mbid
         self.db_mbid = mbid
-        #: (alias, source, is_primary) rows to insert with a new entity.
-        self.new_aliases: list[tuple[str, str, bool]] = []
+        #: (alias, source, is_primary) rows to insert with a new entity, until handed over.
+        self.new_aliases: Sequence[tuple[str, str, bool]] = _NONE
 
 
 class _ArtistRow(_Row):
@@ -146,7 +154,8 @@ class _AlbumRow(_Row):
     def __init__(self, title: str, mbid: str | None) -> None:
         super().__init__(mbid)
         self.title = title
-        self.links: set[int] = set()
+        #: Linked artist ids (a tuple: few, and rarely added to).
+        self.links: tuple[int, ...] = _NONE
         self.various = False
         self.image: str | None = None
         self.image_source: str | None = None
@@ -161,9 +170,40 @@ class _TrackRow(_Row):
         self.album_id = album_id
         self.duration = duration
         self.db_duration = duration
-        self.artists: set[int] = set()
-        #: New tracks only: (artist_id, is_primary) as create_track inserted them.
-        self.new_links: list[tuple[int, bool]] = []
+        #: Linked artist ids, without repeats (a tuple: one to three, set when loaded or
+        #: created and never changed).
+        self.artists: tuple[int, ...] = _NONE
+        #: New tracks only, until handed over: (artist_id, is_primary) as create_track
+        #: inserted them.
+        self.new_links: Sequence[tuple[int, bool]] = _NONE
+
+
+class _IdRuns:
+    """A set of ids given out mostly in ascending runs (the ids allocated for new rows),
+    kept as the runs' bounds: a few bytes for a whole run instead of ~60 an id."""
+
+    __slots__ = ("_highs", "_lows", "_others")
+
+    def __init__(self) -> None:
+        self._lows = array("q")
+        self._highs = array("q")
+        #: Ids that came below the last run (no allocator here does that; kept exact).
+        self._others: set[int] = set()
+
+    def update(self, ids: Iterable[int]) -> None:
+        lows, highs = self._lows, self._highs
+        for i in ids:
+            if highs and i == highs[-1] + 1:
+                highs[-1] = i
+            elif not highs or i > highs[-1]:
+                lows.append(i)
+                highs.append(i)
+            else:
+                self._others.add(i)
+
+    def __contains__(self, i: int) -> bool:
+        k = bisect_right(self._lows, i) - 1
+        return (k >= 0 and i <= self._highs[k]) or i in self._others
 
 
 class MemoryCatalog:
@@ -182,38 +222,40 @@ class MemoryCatalog:
         self._album_by_mbid: dict[str, int] = {}
         self._album_by_title: dict[tuple[str, int], int] = {}
         self._track_by_mbid: dict[str, int] = {}
-        self._tracks_by_title: dict[tuple[str, int], list[int]] = {}
+        #: (title, album) -> the track id, or ids in ascending order when several.
+        self._tracks_by_title: dict[tuple[str, int], int | list[int]] = {}
         # What the loaded slice answers completely (see the module docstring).
         self._cov = Needs()
         self._db_artists: set[int] = set()
         self._db_albums: set[int] = set()
         # Changes to write.
-        self.new_artists: list[int] = []
-        self.new_albums: list[int] = []
-        self.new_tracks: list[int] = []
-        #: (artist_id, release_id, is_primary) links not in the database, first one wins.
+        #: The provisional ids of the entities created, in creation order.
+        self.new_artists = range(PROVISIONAL_BASE, PROVISIONAL_BASE)
+        self.new_albums = range(PROVISIONAL_BASE, PROVISIONAL_BASE)
+        self.new_tracks = range(PROVISIONAL_BASE, PROVISIONAL_BASE)
+        #: (artist_id, release_id, is_primary) links not in the database and not handed
+        #: over yet, first one wins.
         self.new_album_links: list[tuple[int, int, bool]] = []
         #: Real ids of the new entities handed to the writer, by provisional index.
-        self.real_artists: list[int] = []
-        self.real_albums: list[int] = []
-        self.real_tracks: list[int] = []
+        self.real_artists = array("q")
+        self.real_albums = array("q")
+        self.real_tracks = array("q")
         # The same as sets (a loaded row with one of these ids is already in memory).
-        self._own_artists: set[int] = set()
-        self._own_albums: set[int] = set()
-        self._own_tracks: set[int] = set()
-        # Rows whose MBID (or duration) changed since the previous take_changes, and
-        # how many links were taken.
+        self._own_artists = _IdRuns()
+        self._own_albums = _IdRuns()
+        self._own_tracks = _IdRuns()
+        # Rows whose MBID (or duration) changed since the previous take_changes.
         self._dirty_artists: set[int] = set()
         self._dirty_albums: set[int] = set()
         self._dirty_tracks: set[int] = set()
-        self._links_taken = 0
         #: Number of changes made (the bulk submitter checks a failed resolve made none).
         self.changes = 0
         #: Queries run because a lookup fell outside the prefetched slice.
         self.lazy_loads = 0
         # What resolutions read (see "Watching resolutions" below).
         self._reads: list[object] = []
-        self._watchers: dict[object, list[int]] = {}
+        #: Token -> the watcher, or the watchers when several (most tokens have one).
+        self._watchers: dict[object, int | list[int]] = {}
         self._stale: list[int] = []
         #: True when the resolution since ``start_reads`` must not be reused (see there).
         self.volatile = False
@@ -312,8 +354,8 @@ class MemoryCatalog:
             loaded.append(rid)
             if mbid is not None:
                 self._album_by_mbid[str(mbid)] = rid
-            for aid in links.get(rid, ()):
-                album.links.add(aid)
+            album.links = tuple(links.get(rid, ()))
+            for aid in album.links:
                 key = (title, aid)
                 if index.get(key, rid + 1) > rid:
                     index[key] = rid
@@ -348,12 +390,22 @@ class MemoryCatalog:
             loaded.append(tid)
             if mbid is not None:
                 self._track_by_mbid[str(mbid)] = tid
-            bucket = self._tracks_by_title.setdefault((title, rid), [])
-            bucket.append(tid)
-            bucket.sort()
+            by_title = self._tracks_by_title
+            key = (title, rid)
+            held = by_title.get(key)
+            if held is None:
+                by_title[key] = tid
+            elif isinstance(held, int):
+                by_title[key] = sorted((held, tid))
+            else:
+                held.append(tid)
+                held.sort()
         if loaded:
+            linked: dict[int, list[int]] = {}
             for aid, tid in read.track_artists(loaded):
-                tracks[tid].artists.add(aid)
+                linked.setdefault(tid, []).append(aid)
+            for tid, aids in linked.items():
+                tracks[tid].artists = tuple(dict.fromkeys(aids))
 
     def _cover(self, **kw: str) -> None:
         """Load what one lookup outside the covered slice needs (should be rare)."""
@@ -401,8 +453,8 @@ class MemoryCatalog:
     def create_artist(
         self, name: str, mbid: str = "", aliases: Sequence[str] = (), image_url: str = ""
     ) -> Artist:
-        aid = PROVISIONAL_BASE + len(self.new_artists)
-        self.new_artists.append(aid)
+        aid = self.new_artists.stop
+        self.new_artists = range(PROVISIONAL_BASE, aid + 1)
         all_aliases = unique([name, *aliases]) if aliases else [name]
         row = _ArtistRow(name, mbid or None, all_aliases)
         row.db_mbid = None
@@ -462,8 +514,8 @@ class MemoryCatalog:
         various_artists: bool = False,
         image_url: str = "",
     ) -> Album:
-        rid = PROVISIONAL_BASE + len(self.new_albums)
-        self.new_albums.append(rid)
+        rid = self.new_albums.stop
+        self.new_albums = range(PROVISIONAL_BASE, rid + 1)
         row = _AlbumRow(title, mbid or None)
         row.db_mbid = None
         row.various = bool(various_artists)
@@ -482,7 +534,7 @@ class MemoryCatalog:
         """INSERT INTO artist_releases ... ON CONFLICT DO NOTHING: the first link wins."""
         if artist_id in album.links:
             return
-        album.links.add(artist_id)
+        album.links += (artist_id,)
         self.new_album_links.append((artist_id, rid, primary))
         key = (album.title, artist_id)
         held = self._album_by_title.get(key)
@@ -540,8 +592,13 @@ class MemoryCatalog:
             # every listen of this key creates a new track: nothing to reuse.
             self.volatile = True
             return None
-        for tid in self._tracks_by_title.get((title, album_id), ()):
-            if wanted <= self._tracks[tid].artists:
+        held = self._tracks_by_title.get((title, album_id))
+        if held is None:
+            return None
+        tracks = self._tracks
+        for tid in (held,) if isinstance(held, int) else held:
+            linked = tracks[tid].artists
+            if all(aid in linked for aid in wanted):
                 return self._track(tid)
         return None
 
@@ -554,8 +611,8 @@ class MemoryCatalog:
         duration: int = 0,
         aliases: Sequence[str] = (),
     ) -> Track:
-        tid = PROVISIONAL_BASE + len(self.new_tracks)
-        self.new_tracks.append(tid)
+        tid = self.new_tracks.stop
+        self.new_tracks = range(PROVISIONAL_BASE, tid + 1)
         row = _TrackRow(title, album_id, mbid or None, duration)
         row.db_mbid = None
         row.new_aliases = track_alias_rows(title, aliases)
@@ -563,13 +620,19 @@ class MemoryCatalog:
         if mbid:
             self._track_by_mbid[mbid] = tid
             self._touch(("tm", mbid))
-        self._tracks_by_title.setdefault((title, album_id), []).append(tid)  # largest id
+        key = (title, album_id)
+        held = self._tracks_by_title.get(key)
+        if held is None:
+            self._tracks_by_title[key] = tid
+        elif isinstance(held, int):
+            self._tracks_by_title[key] = [held, tid]  # the new id is the largest
+        else:
+            held.append(tid)
         # INSERT INTO artist_tracks ... ON CONFLICT DO NOTHING: a repeated id keeps its
         # first row (and is_primary only for the very first one).
-        for i, aid in enumerate(artist_ids):
-            if aid not in row.artists:
-                row.artists.add(aid)
-                row.new_links.append((aid, i == 0))
+        linked = dict.fromkeys(artist_ids)
+        row.artists = tuple(linked)
+        row.new_links = [(aid, aid == artist_ids[0]) for aid in linked]
         self.changes += 1
         self.link_album_artists(album_id, artist_ids)
         return Track(tid, title, album_id, mbid or None, duration)
@@ -617,7 +680,9 @@ class MemoryCatalog:
         for token in self._reads:
             bucket = watchers.get(token)
             if bucket is None:
-                watchers[token] = [watcher]
+                watchers[token] = watcher
+            elif isinstance(bucket, int):
+                watchers[token] = [bucket, watcher]
             else:
                 bucket.append(watcher)
         self._reads = []
@@ -643,7 +708,11 @@ class MemoryCatalog:
 
     def _touch(self, token: object) -> None:
         bucket = self._watchers.pop(token, None)
-        if bucket is not None:
+        if bucket is None:
+            return
+        if isinstance(bucket, int):
+            self._stale.append(bucket)
+        else:
             self._stale += bucket
 
     # --- what to write -------------------------------------------------------------------
@@ -653,6 +722,14 @@ class MemoryCatalog:
         if track_id >= PROVISIONAL_BASE:
             return self.real_tracks[track_id - PROVISIONAL_BASE]
         return track_id
+
+    def stored_track(self, track_id: int) -> int | None:
+        """The database id of a track, or None for a new track not handed over yet."""
+        if track_id < PROVISIONAL_BASE:
+            return track_id
+        index = track_id - PROVISIONAL_BASE
+        real = self.real_tracks
+        return real[index] if index < len(real) else None
 
     def take_changes(self, allocate: Callable[[str, int], list[int]]) -> ChangeSet:
         """What to write since the previous call, with real ids; new entities get theirs
@@ -669,7 +746,7 @@ class MemoryCatalog:
             ("tracks", tracks, self.real_tracks, self._own_tracks),
         ):
             ids = allocate(table, len(new))
-            real += ids
+            real.extend(ids)
             own.update(ids)
         base = PROVISIONAL_BASE
         real_artists, real_albums, real_tracks = (
@@ -690,21 +767,24 @@ class MemoryCatalog:
             real = a_(prov)
             ch.artists.append((real, artist.mbid, artist.image, artist.image_source))
             ch.artist_aliases += [(real, a, s, p) for a, s, p in artist.new_aliases]
+            artist.new_aliases = _NONE
         for prov in albums:
             album = self._albums[prov]
             real = r_(prov)
             ch.albums.append((real, album.mbid, album.image, album.image_source, album.various))
             ch.album_aliases += [(real, a, s, p) for a, s, p in album.new_aliases]
-        for aid, rid, primary in self.new_album_links[self._links_taken :]:
+            album.new_aliases = _NONE
+        for aid, rid, primary in self.new_album_links:
             link = (a_(aid), r_(rid), primary)
             (ch.new_album_artists if aid >= base or rid >= base else ch.album_artists).append(link)
-        self._links_taken = len(self.new_album_links)
+        self.new_album_links = []
         for prov in tracks:
             track = self._tracks[prov]
             real = real_tracks[prov - base]
             ch.tracks.append((real, track.mbid, r_(track.album_id), track.duration))
             ch.track_aliases += [(real, a, s, p) for a, s, p in track.new_aliases]
             ch.track_artists += [(a_(aid), real, p) for aid, p in track.new_links]
+            track.new_aliases = track.new_links = _NONE
 
         # Rows created before this call and changed since: UPDATEs of stored rows (rows
         # created since the previous call were inserted with their values above).

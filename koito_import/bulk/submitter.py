@@ -34,7 +34,8 @@ catalog, and writes with a few bulk statements. How it stays exact:
    A resolution Koito would not repeat (a repeated artist never matches a track) is
    never reused.
 6. **Listens**: a listen whose (track, second) this run already wrote is not written
-   again (earlier batches' listens are kept in a compact ``ListenMap``): counted as a
+   again (the listens handed to the writer are kept in a compact ``ListenMap``, the
+   few since then in a dict): counted as a
    *duplicate* when the same key wrote it (an exact duplicate in the input), as
    *already present* otherwise (Koito keeps the first listen of a track in a
    second, whatever its client). Exact duplicates are not dropped before matching:
@@ -76,7 +77,6 @@ from itertools import islice
 from koito_import import _normalize
 from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.bulk.writebehind import WriteBehind
-from koito_import.catalog import Resolved
 from koito_import.counts import ImportCounts
 from koito_import.errors import InvalidListen
 from koito_import.listen import DEFAULT_USER_ID, KoitoEntities, Listen
@@ -160,10 +160,12 @@ class _Batch:
         #: Listens per resolve step (the batch is resolved whole when larger than it).
         self.step = 0
         self.catalog: MemoryCatalog | None = None
-        #: Key id -> its resolution, while nothing it read has changed (the catalog
-        #: reports what did: ``MemoryCatalog.watch``).
-        self.memo: dict[int, Resolved] = {}
-        #: (track, second) -> key id that wrote it, and the listens to write.
+        #: Key id -> the track it resolved to, while nothing its resolution read has
+        #: changed (the catalog reports what did: ``MemoryCatalog.watch``). The track is
+        #: all a listen needs; the rest of a resolution is in the catalog.
+        self.memo: dict[int, int] = {}
+        #: (track, second) -> key id that wrote it, for the listens not handed to the
+        #: writer yet (the run's ``_written`` has the others), and the listens to write.
         self.local: dict[tuple[int, int], int] = {}
         self.out_tracks: list[int] = []
         self.out_times = array("q")
@@ -631,6 +633,7 @@ class BulkSubmitter:
         variants, keys = batch.variants, batch.keys
         written = self._written
         local = batch.local
+        stored_track = catalog.stored_track
         out_tracks, out_times, out_clients = batch.out_tracks, batch.out_times, batch.out_clients
         duplicates = already = 0
         durations, clients = batch.durations, batch.clients
@@ -639,8 +642,8 @@ class BulkSubmitter:
                 self._heard += 1
                 continue
             gid = gids[pos]
-            r = memo.get(gid)
-            if r is None:
+            track_id = memo.get(gid)
+            if track_id is None:
                 listen = first[gid]
                 duration = durations[pos]
                 entities = variants.get(pos) if variants else None
@@ -653,7 +656,7 @@ class BulkSubmitter:
                 before = catalog.changes
                 catalog.start_reads()
                 try:
-                    r = resolve(catalog, listen, seps)
+                    track_id = resolve(catalog, listen, seps).track_id
                 except InvalidListen as exc:
                     if catalog.changes != before:
                         # The live path would roll such changes back with the listen's
@@ -670,9 +673,8 @@ class BulkSubmitter:
                 for stale in catalog.take_stale():
                     memo.pop(stale, None)
                 if not catalog.volatile:
-                    memo[gid] = r
+                    memo[gid] = track_id
                     catalog.watch(gid)
-            track_id = r.track_id
             t = times[pos]
             slot = (track_id, t)
             prev = local.get(slot)
@@ -682,10 +684,11 @@ class BulkSubmitter:
                 else:
                     already += 1
                 continue
-            if track_id < PROVISIONAL_BASE:
+            stored = track_id if track_id < PROVISIONAL_BASE else stored_track(track_id)
+            if stored is not None:
                 # A str hash: equal keys hash alike; unequal ones collide with odds of
                 # 2**-64, which could only move one listen between two summary counts.
-                h = written.get(track_id, t)
+                h = written.get(stored, t)
                 if h is not None:
                     if h == hash(keys[gid]):
                         duplicates += 1
@@ -745,6 +748,9 @@ class BulkSubmitter:
         # Remember the run's own listens (real track ids): later batches tell an exact
         # duplicate from another key's listen by them, and the "heard before this run"
         # check leaves them out.
+        # ``local`` holds just these listens: from here on ``_written`` answers for them
+        # (a run of a million listens would otherwise keep a dict entry for each).
         written, local, keys = self._written, batch.local, batch.keys
         for tr, t in zip(out_tracks, out_times, strict=True):
             written.set(real(tr), t, hash(keys[local[(tr, t)]]))
+        local.clear()
