@@ -1480,6 +1480,16 @@ cdef class ListenMap:
         PyMem_Free(used)
         return 0
 
+    def reserve(self, Py_ssize_t count):
+        """Make room for ``count`` entries at once: growing by doubling holds the old and
+        the new arrays together, half as much again as the map at its peak."""
+        while (count + 1) * 4 > self._cap * 3:
+            self._grow()
+
+    def _capacity(self):
+        """Slots allocated (a test helper, not part of the twins' shared API)."""
+        return self._cap
+
     def get(self, int64_t track, int64_t time):
         """The value stored for (track, time), or None."""
         cdef Py_ssize_t i = self._slot(track, time)

@@ -325,6 +325,10 @@ class ListenMap:
         """Store (or replace) the value of (track, time)."""
         self._d[(_int64(track), _int64(time))] = _int64(value)
 
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` entries (the compiled twin's arrays; a dict grows as
+        it goes)."""
+
     def __len__(self) -> int:
         return len(self._d)
 

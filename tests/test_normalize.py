@@ -1008,6 +1008,26 @@ def test_listen_map_stores_replaces_and_grows(impl: ModuleType) -> None:
     assert m.get(2, 1_699_999_999) is None
 
 
+def test_listen_map_reserves_room_without_changing_what_it_holds(impl: ModuleType) -> None:
+    m = impl.ListenMap()
+    m.set(5, 1, 11)
+    m.reserve(100_000)
+    for i in range(100_000):
+        m.set(i + 6, i, -i)
+    assert len(m) == 100_001 and m.get(5, 1) == 11
+    assert all(m.get(i + 6, i) == -i for i in range(0, 100_000, 7))
+
+
+def test_compiled_listen_map_reserves_once(c_impl: ModuleType) -> None:
+    m = c_impl.ListenMap()
+    m.reserve(100_000)
+    cap = m._capacity()
+    assert 100_000 * 4 <= cap * 3 < 2 * 100_000 * 4
+    for i in range(100_000):
+        m.set(i, i, i)
+    assert m._capacity() == cap
+
+
 def test_listen_map_rejects_what_int64_cannot_hold(impl: ModuleType) -> None:
     m = impl.ListenMap()
     with pytest.raises(OverflowError):

@@ -120,8 +120,8 @@ class _Batch:
         "first",
         "gids",
         "inserted",
+        "key_hashes",
         "key_ids",
-        "keys",
         "local",
         "memo",
         "offered",
@@ -140,15 +140,16 @@ class _Batch:
         #: Lookup key -> key id (small ints, per batch: a run of a million listens would
         #: otherwise keep every distinct key to its end).
         self.key_ids: dict[str, int] = {}
-        #: Key id per listen (a list, so the ints are the shared objects of the key map).
-        self.gids: list[int] = []
+        #: Key id per listen (4 bytes each: a million listens keep theirs to the end).
+        self.gids = array("i")
         self.times = array("q")
         self.durations = array("q")
         self.clients: list[str] = []
         #: By key id (key ids are given in order of first appearance in the batch): the
-        #: key's first prepared listen (what gets matched), and the lookup key itself.
+        #: key's first prepared listen (what gets matched), and the lookup key's ``hash``
+        #: (what tells an exact duplicate; the keys themselves are needed only to read).
         self.first: list[Listen] = []
-        self.keys: list[str] = []
+        self.key_hashes = array("q")
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
@@ -397,7 +398,10 @@ class BulkSubmitter:
             self._add(chunk, salt, batch, skipped)
             if self.progress is not None:
                 self.progress(result.read)
+        # Read: the keys' strings are not needed any more (a few dozen MB at 1M listens).
+        batch.key_ids = {}
         total = len(batch.gids)
+        self._written.reserve(total)
         if not total:
             return
         safe = safe_cuts(batch.times)
@@ -540,13 +544,13 @@ class BulkSubmitter:
                 self.on_skip(chunk[index], reason)
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
-        first, batch_keys = batch.first, batch.keys
+        first, key_hashes = batch.first, batch.key_hashes
         for p, key in zip(prepared, keys, strict=True):
             gid = key_ids.get(key)
             if gid is None:
                 gid = key_ids[key] = len(key_ids)
                 first.append(p)
-                batch_keys.append(key)
+                key_hashes.append(hash(key))
             elif p.entities is not None and p.entities != first[gid].entities:
                 batch.variants[len(gids)] = p.entities
             gids.append(gid)
@@ -630,7 +634,7 @@ class BulkSubmitter:
         self._write_changes(batch, writer)
 
         # The stream, in file order.
-        variants, keys = batch.variants, batch.keys
+        variants, key_hashes = batch.variants, batch.key_hashes
         written = self._written
         local = batch.local
         stored_track = catalog.stored_track
@@ -690,7 +694,7 @@ class BulkSubmitter:
                 # 2**-64, which could only move one listen between two summary counts.
                 h = written.get(stored, t)
                 if h is not None:
-                    if h == hash(keys[gid]):
+                    if h == key_hashes[gid]:
                         duplicates += 1
                     else:
                         already += 1
@@ -750,7 +754,7 @@ class BulkSubmitter:
         # check leaves them out.
         # ``local`` holds just these listens: from here on ``_written`` answers for them
         # (a run of a million listens would otherwise keep a dict entry for each).
-        written, local, keys = self._written, batch.local, batch.keys
+        written, local, key_hashes = self._written, batch.local, batch.key_hashes
         for tr, t in zip(out_tracks, out_times, strict=True):
-            written.set(real(tr), t, hash(keys[local[(tr, t)]]))
+            written.set(real(tr), t, key_hashes[local[(tr, t)]])
         local.clear()
