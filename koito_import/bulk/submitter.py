@@ -95,6 +95,14 @@ CHUNK = 4096
 SMALL_CATALOG = 20_000
 #: The fewest listens a step of a run in pieces takes (see ``_run_in_pieces``).
 MIN_STEP = 256
+#: Distinct keys a batch holds (a run in one transaction) by default.
+BATCH_KEYS = 50_000
+#: Distinct keys a catalog of a run in pieces holds by default before a new one starts.
+#: Larger than a batch: a new catalog matches every key it meets again and loads its
+#: slice again, and a long history spreads its keys over the whole file (measured at 1M
+#: listens with 150k keys: 13 catalogs of 50k keys took twice as long as one). A catalog
+#: costs about 1.5 KB a key (docs: BENCHMARKS.md, "Near the floor").
+PIECES_CATALOG_KEYS = 200_000
 #: The GIL switch interval while a run writes behind its matching (see ``run``).
 SWITCH_INTERVAL = 0.0002
 
@@ -230,7 +238,7 @@ class BulkSubmitter:
         store: Store,
         settings: MatchSettings | None = None,
         *,
-        batch_size: int = 50_000,
+        batch_size: int | None = None,
         chunk_size: int = CHUNK,
         resolve_step: int | None = None,
         user_id: int = DEFAULT_USER_ID,
@@ -240,18 +248,25 @@ class BulkSubmitter:
         on_skip: Callable[[Listen, str], None] | None = None,
         on_commit: Callable[[float], None] | None = None,
     ) -> None:
-        if batch_size < 1 or chunk_size < 1 or (resolve_step is not None and resolve_step < 1):
+        if (
+            (batch_size is not None and batch_size < 1)
+            or chunk_size < 1
+            or (resolve_step is not None and resolve_step < 1)
+        ):
             raise ValueError("batch_size, chunk_size and resolve_step must be at least 1")
         self.store = store
         self.settings = settings or MatchSettings()
-        self.batch_size = batch_size
+        #: Keys per batch (a run in one transaction) or per catalog (a run in pieces);
+        #: None: ``BATCH_KEYS`` or ``PIECES_CATALOG_KEYS``.
+        self.batch_size = batch_size or BATCH_KEYS
+        self.catalog_keys = batch_size or PIECES_CATALOG_KEYS
         #: Listens normalized per call (the progress granularity too).
         self.chunk_size = chunk_size
         #: Listens resolved per step. None: a chunk while slice queries are cheap (always
         #: on SQLite; on PostgreSQL while the catalog is small), else the whole batch.
         #: Any value gives the same result (tests vary it); only the speed differs.
         self.resolve_step = resolve_step
-        self.max_batch_listens = 8 * batch_size
+        self.max_batch_listens = 8 * self.batch_size
         self.user_id = user_id
         self.progress = progress
         #: Told of every listen skipped here (invalid once normalized), for --skipped.
@@ -431,8 +446,8 @@ class BulkSubmitter:
                                 started, done = clock.perf_counter(), batch.pending
                                 self._resolve(batch, writer, skipped, end)
                                 if (
-                                    batch.ensured_keys >= self.batch_size
-                                    or batch.pending - batch.since >= self.max_batch_listens
+                                    batch.ensured_keys >= self.catalog_keys
+                                    or batch.pending - batch.since >= 8 * self.catalog_keys
                                 ):
                                     # Bounds memory, as a batch does in one transaction.
                                     self._new_catalog(batch, writer, result)
