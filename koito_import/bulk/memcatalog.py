@@ -390,22 +390,24 @@ class MemoryCatalog:
             loaded.append(tid)
             if mbid is not None:
                 self._track_by_mbid[str(mbid)] = tid
-            by_title = self._tracks_by_title
-            key = (title, rid)
-            held = by_title.get(key)
-            if held is None:
-                by_title[key] = tid
-            elif isinstance(held, int):
-                by_title[key] = sorted((held, tid))
-            else:
-                held.append(tid)
-                held.sort()
+            self._index_track((title, rid), tid)
         if loaded:
             linked: dict[int, list[int]] = {}
             for aid, tid in read.track_artists(loaded):
                 linked.setdefault(tid, []).append(aid)
             for tid, aids in linked.items():
                 tracks[tid].artists = tuple(dict.fromkeys(aids))
+
+    def _index_track(self, key: tuple[str, int], tid: int) -> None:
+        """Add a track to ``_tracks_by_title`` (one id, or ascending ids when several)."""
+        held = self._tracks_by_title.get(key)
+        if held is None:
+            self._tracks_by_title[key] = tid
+        elif isinstance(held, int):
+            self._tracks_by_title[key] = sorted((held, tid))
+        else:
+            held.append(tid)
+            held.sort()
 
     def _cover(self, **kw: str) -> None:
         """Load what one lookup outside the covered slice needs (should be rare)."""
@@ -620,14 +622,7 @@ class MemoryCatalog:
         if mbid:
             self._track_by_mbid[mbid] = tid
             self._touch(("tm", mbid))
-        key = (title, album_id)
-        held = self._tracks_by_title.get(key)
-        if held is None:
-            self._tracks_by_title[key] = tid
-        elif isinstance(held, int):
-            self._tracks_by_title[key] = [held, tid]  # the new id is the largest
-        else:
-            held.append(tid)
+        self._index_track((title, album_id), tid)
         # INSERT INTO artist_tracks ... ON CONFLICT DO NOTHING: a repeated id keeps its
         # first row (and is_primary only for the very first one).
         linked = dict.fromkeys(artist_ids)
