@@ -182,11 +182,11 @@ class SqliteStore(Store):
 
 
 #: The SQLite page cache the import connection gets while a bulk run writes (docs/write-floors.md:
-#: the default cache halves SQLite's insert rate for large imports). 96 MB: at 1M listens
-#: (a 171 MB database) 256 MB was no faster than 128 MB and cost 20 MB more peak RSS;
-#: since the writes run beside matching, 128 MB brought the peak to ~390 MB and 96 MB to
-#: ~345 MB in the same time within noise (64 MB: ~1 s slower). Negative = KiB.
-SQLITE_IMPORT_CACHE_KIB = 96 * 1024
+#: the default 2 MB cache halves SQLite's insert rate for large imports). 32 MB: at 1M
+#: listens of a grown catalog (a 145 MB database) 96 MB took the same time within noise
+#: (interleaved: 52.3 and 56.8 s against 45.3 and 59.8 s) for 38 MB more peak RSS (433
+#: against 395 MB); 16 and 8 MB saved nothing more. Negative = KiB.
+SQLITE_IMPORT_CACHE_KIB = 32 * 1024
 
 
 class SqliteBulkWriter(BulkWriter):
