@@ -574,3 +574,36 @@ def test_user_id_is_written(stores: tuple[Store, Store]) -> None:
     _, blk = stores
     bulk(blk, [L("A", "T", 1)], user_id=1)
     assert blk.execute("SELECT user_id FROM listens").fetchone()[0] == 1
+
+
+def test_first_listens_share_equal_strings_and_keep_every_field() -> None:
+    """A kept first listen is equal to the parsed one in every field (a field the copy
+    forgot would fall back to its default here) and shares repeated values."""
+    entities = KoitoEntities(
+        artists=(EntityRecord("A"),), album=EntityRecord("R"), track=EntityRecord("T")
+    )
+
+    def parsed(title: str) -> Listen:
+        # New string objects each time, as a parser makes them.
+        return Listen(
+            artist="".join(["Art", "ist"]),
+            title=title,
+            time=1_700_000_000,
+            artist_names=("".join(["Art", "ist"]), "".join(["Gu", "est"])),
+            album="".join(["Al", "bum"]),
+            artist_mbids=("00000000-0000-0000-0000-000000000001", ""),
+            mbid_mappings=(("Artist", "00000000-0000-0000-0000-000000000001"),),
+            release_mbid="00000000-0000-0000-0000-000000000002",
+            recording_mbid="00000000-0000-0000-0000-000000000003",
+            duration=215,
+            client="maloja",
+            entities=entities,
+        )
+
+    shared: dict[object, object] = {}
+    one, two = parsed("One"), parsed("Two")
+    kept_one, kept_two = bulk_module._shared(one, shared), bulk_module._shared(two, shared)
+    assert kept_one == one and kept_two == two
+    assert kept_two.artist is kept_one.artist and kept_two.album is kept_one.album
+    assert kept_two.artist_names is kept_one.artist_names
+    assert kept_one.artist_names[0] is kept_one.artist

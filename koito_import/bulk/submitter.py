@@ -114,6 +114,32 @@ class BulkResult(ImportCounts):
     seconds: float = 0.0
 
 
+def _shared(listen: Listen, shared: dict[object, object]) -> Listen:
+    """``listen`` with its artist, title, album and artist names shared with the equal ones
+    of earlier keys.
+
+    The first listen of every key is kept to the end of its batch, and a long history
+    repeats these values: at 1M grown listens, 34k distinct artists in 150k keys' artist
+    strings (~25 MB of the 61 MB those listens took as parsed).
+    """
+    get = shared.setdefault
+    names = listen.artist_names
+    return Listen(
+        artist=get(listen.artist, listen.artist),  # type: ignore[arg-type]
+        title=get(listen.title, listen.title),  # type: ignore[arg-type]
+        time=listen.time,
+        artist_names=get(names, tuple([get(n, n) for n in names])),  # type: ignore[arg-type]
+        album=get(listen.album, listen.album),  # type: ignore[arg-type]
+        artist_mbids=listen.artist_mbids,
+        mbid_mappings=listen.mbid_mappings,
+        release_mbid=listen.release_mbid,
+        recording_mbid=listen.recording_mbid,
+        duration=listen.duration,
+        client=listen.client,
+        entities=listen.entities,
+    )
+
+
 class _Batch:
     """One batch: its listens as parallel arrays by position, and its resolution so far."""
 
@@ -138,6 +164,7 @@ class _Batch:
         "out_tracks",
         "pending",
         "sent",
+        "shared",
         "since",
         "step",
         "times",
@@ -158,6 +185,9 @@ class _Batch:
         #: (what tells an exact duplicate; the keys themselves are needed only to read).
         self.first: list[Listen] = []
         self.key_hashes = array("q")
+        #: Strings and name tuples of the first listens, one object per value while the
+        #: file is read (``_shared``).
+        self.shared: dict[object, object] = {}
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
@@ -414,7 +444,7 @@ class BulkSubmitter:
             if self.progress is not None:
                 self.progress(result.read)
         # Read: the keys' strings are not needed any more (a few dozen MB at 1M listens).
-        batch.key_ids = {}
+        batch.key_ids, batch.shared = {}, {}
         total = len(batch.gids)
         self._written.reserve(total)
         if not total:
@@ -564,7 +594,7 @@ class BulkSubmitter:
             gid = key_ids.get(key)
             if gid is None:
                 gid = key_ids[key] = len(key_ids)
-                first.append(p)
+                first.append(_shared(p, batch.shared))
                 key_hashes.append(hash(key))
             elif p.entities is not None and p.entities != first[gid].entities:
                 batch.variants[len(gids)] = p.entities
