@@ -1454,19 +1454,23 @@ cdef class ListenMap:
         h ^= h >> 27
         h *= <uint64_t>0x94D049BB133111EB
         h ^= h >> 31
-        cdef Py_ssize_t mask = self._cap - 1
-        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+        # Any capacity, not only powers of two: a reserved map is sized to its count
+        # (at a million entries a power of two can be 1.5x as large).
+        cdef Py_ssize_t cap = self._cap
+        cdef Py_ssize_t i = <Py_ssize_t>(h % <uint64_t>cap)
         while self._used[i] and (self._tracks[i] != track or self._times[i] != time):
-            i = (i + 1) & mask
+            i += 1
+            if i == cap:
+                i = 0
         return i
 
-    cdef int _grow(self) except -1:
+    cdef int _resize(self, Py_ssize_t new_cap) except -1:
         cdef int64_t* tracks = self._tracks
         cdef int64_t* times = self._times
         cdef int64_t* values = self._values
         cdef uint8_t* used = self._used
         cdef Py_ssize_t cap = self._cap, j, i
-        self._alloc(cap * 2)
+        self._alloc(new_cap)
         for j in range(cap):
             if used[j]:
                 i = self._slot(tracks[j], times[j])
@@ -1481,10 +1485,11 @@ cdef class ListenMap:
         return 0
 
     def reserve(self, Py_ssize_t count):
-        """Make room for ``count`` entries at once: growing by doubling holds the old and
-        the new arrays together, half as much again as the map at its peak."""
-        while (count + 1) * 4 > self._cap * 3:
-            self._grow()
+        """Make room for ``count`` entries at once, exactly (load 3/4): growing by doubling
+        holds the old and the new arrays together, and ends at a capacity up to twice
+        the one needed."""
+        if (count + 1) * 4 > self._cap * 3:
+            self._resize((count + 1) * 4 // 3 + 1)
 
     def _capacity(self):
         """Slots allocated (a test helper, not part of the twins' shared API)."""
@@ -1501,7 +1506,7 @@ cdef class ListenMap:
         """Store (or replace) the value of (track, time)."""
         cdef Py_ssize_t i
         if (self._len + 1) * 4 > self._cap * 3:
-            self._grow()
+            self._resize(self._cap * 2)
         i = self._slot(track, time)
         if not self._used[i]:
             self._used[i] = 1
