@@ -73,6 +73,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import Any
 
 from koito_import import _normalize
 from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
@@ -114,7 +115,7 @@ class BulkResult(ImportCounts):
     seconds: float = 0.0
 
 
-def _shared(listen: Listen, shared: dict[object, object]) -> Listen:
+def _shared(listen: Listen, shared: dict[Any, Any]) -> Listen:
     """``listen`` with its artist, title, album and artist names shared with the equal ones
     of earlier keys.
 
@@ -123,13 +124,15 @@ def _shared(listen: Listen, shared: dict[object, object]) -> Listen:
     strings (~25 MB of the 61 MB those listens took as parsed).
     """
     get = shared.setdefault
-    names = listen.artist_names
+    names = shared.get(listen.artist_names)
+    if names is None:
+        names = get(listen.artist_names, tuple([get(n, n) for n in listen.artist_names]))
     return Listen(
-        artist=get(listen.artist, listen.artist),  # type: ignore[arg-type]
-        title=get(listen.title, listen.title),  # type: ignore[arg-type]
+        artist=get(listen.artist, listen.artist),
+        title=get(listen.title, listen.title),
         time=listen.time,
-        artist_names=get(names, tuple([get(n, n) for n in names])),  # type: ignore[arg-type]
-        album=get(listen.album, listen.album),  # type: ignore[arg-type]
+        artist_names=names,
+        album=get(listen.album, listen.album),
         artist_mbids=listen.artist_mbids,
         mbid_mappings=listen.mbid_mappings,
         release_mbid=listen.release_mbid,
@@ -187,7 +190,7 @@ class _Batch:
         self.key_hashes = array("q")
         #: Strings and name tuples of the first listens, one object per value while the
         #: file is read (``_shared``).
-        self.shared: dict[object, object] = {}
+        self.shared: dict[Any, Any] = {}
         #: Position -> Koito-export entities that differ from the first listen's (the key
         #: covers names and MBIDs, not aliases/images, which matter if matched again).
         self.variants: dict[int, KoitoEntities] = {}
