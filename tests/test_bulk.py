@@ -607,3 +607,63 @@ def test_first_listens_share_equal_strings_and_keep_every_field() -> None:
     assert kept_two.artist is kept_one.artist and kept_two.album is kept_one.album
     assert kept_two.artist_names is kept_one.artist_names
     assert kept_one.artist_names[0] is kept_one.artist
+
+
+def test_matching_ahead_is_dropped_when_another_writer_commits(tmp_path: Path) -> None:
+    """A commit by another connection while the file is read (and matched ahead) makes
+    the run match again under the lock, against what that writer left."""
+    listens = [
+        L("A", "T", 10, album="X"),
+        L("B", "U", 11),
+        L("A", "T", 12, album="X"),
+        L("C feat. A", "V", 13),
+        L("B", "W", 14, mbid_mappings=(("B", M1),)),
+    ]
+    theirs = L("A", "T", 5, album="X", artist_names=("A", "B"), mbid_mappings=(("A", M2),))
+    ref = open_store(str(tmp_path / "ref.db"))
+    per_listen(ref, [theirs, *listens])
+    blk = open_store(str(tmp_path / "blk.db"))
+    other = open_store(str(tmp_path / "blk.db"))
+    wrote: list[int] = []
+
+    def progress(read: int) -> None:
+        if not wrote:  # after the first listen was matched ahead
+            with other.transaction():
+                submit_listen(other, theirs)
+            wrote.append(read)
+
+    submitter = BulkSubmitter(blk, chunk_size=1, progress=progress)
+    result = submitter.run(listens)
+    other.close()
+    assert wrote == [1]
+    assert submitter.ahead_dropped == 1
+    assert result.inserted == len(listens)
+    assert_consistent(result)
+    assert_same(ref, blk)
+    ref.close()
+    blk.close()
+
+
+def test_matching_ahead_gives_the_result_of_matching_under_the_lock(tmp_path: Path) -> None:
+    listens = [
+        L(f"A{i % 5}", f"T{i % 7}", 100 + i, **({"album": f"X{i % 3}"} if i % 4 else {}))
+        for i in range(60)
+    ]
+    ref, blk = open_store(str(tmp_path / "ref.db")), open_store(str(tmp_path / "blk.db"))
+    per_listen(ref, listens[:10])
+    per_listen(blk, listens[:10])
+    ref_sub = BulkSubmitter(ref, chunk_size=4, match_ahead=False)
+    ref_result = ref_sub.run(listens[10:])
+    sub = BulkSubmitter(blk, chunk_size=4, ahead_rows=6)
+    result = sub.run(listens[10:])
+    assert ref_sub.ahead_taken == 0
+    assert sub.ahead_taken == sub.pieces > 2 and sub.ahead_dropped == 0
+    assert (result.inserted, result.new_tracks, result.new_albums, result.new_artists) == (
+        ref_result.inserted,
+        ref_result.new_tracks,
+        ref_result.new_albums,
+        ref_result.new_artists,
+    )
+    assert_same(ref, blk)
+    ref.close()
+    blk.close()

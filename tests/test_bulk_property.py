@@ -129,10 +129,13 @@ def check(
     prefix = min(prefix, len(listens))
     ref, blk = factory.new(), factory.new()
     # "each-step": a transaction per resolve step (in pieces even on PostgreSQL), the
-    # most cuts a run can make; "whole": one transaction; "default": the store's choice.
+    # most cuts a run can make; "ahead": matched outside the lock, written in small
+    # transactions; "whole": one transaction; "default": the store's choice.
     pieces = {
         "default": {},
         "each-step": {"in_pieces": True, "commit_every": 0.0},
+        # Matched ahead of the lock, a transaction per few rows.
+        "ahead": {"in_pieces": True, "ahead_rows": 3},
         "whole": {"in_pieces": False},
     }[commits]
     blk.commit_gap = 0.0
@@ -183,7 +186,7 @@ batch_sizes = st.sampled_from(
         (50_000, 4096, None),
     )
 )
-commit_modes = st.sampled_from(("default", "each-step", "whole"))
+commit_modes = st.sampled_from(("default", "each-step", "ahead", "whole"))
 
 
 @settings(max_examples=40, **_common)

@@ -93,8 +93,14 @@ def test_safe_cuts_never_split_a_second() -> None:
     assert list(safe_cuts(array("q", [7]))) == [1, 1]
 
 
-def test_import_beside_a_live_writer_equals_koito_in_commit_order(tmp_path: Path) -> None:
-    """The file's pieces and Koito's scrobbles, replayed one by one in commit order."""
+@pytest.mark.parametrize("ahead", [False, True], ids=["under-the-lock", "matched-ahead"])
+def test_import_beside_a_live_writer_equals_koito_in_commit_order(
+    tmp_path: Path, ahead: bool
+) -> None:
+    """The file's pieces and Koito's scrobbles, replayed one by one in commit order.
+
+    Matched ahead, a piece is matched outside the lock and dropped when Koito committed
+    meanwhile; either way its catalog is the one at its commit."""
     listens = generate.generate_listens(12_000, seed=21)
     # Koito's scrobbles: the file's artists and titles (so they change what the file
     # matches), at seconds the file does not use.
@@ -104,7 +110,10 @@ def test_import_beside_a_live_writer_equals_koito_in_commit_order(tmp_path: Path
     open_store(str(db)).close()
     store = open_store(str(db))
     store.commit_gap = 0.03
-    submitter = BulkSubmitter(store, commit_every=0.0, chunk_size=512)
+    if ahead:
+        submitter = BulkSubmitter(store, commit_every=0.05, chunk_size=512, ahead_rows=1500)
+    else:
+        submitter = BulkSubmitter(store, commit_every=0.0, chunk_size=512)
     with running(Koito(db, live, every=0.002)) as koito:
         time.sleep(0.05)
         result = submitter.run(listens)
@@ -114,6 +123,12 @@ def test_import_beside_a_live_writer_equals_koito_in_commit_order(tmp_path: Path
     # Koito really wrote between the run's pieces.
     inside = [t for t, _ in koito.log if submitter.piece_log[0][0] < t < submitter.piece_log[-1][1]]
     assert len(inside) >= 5, (len(inside), submitter.pieces)
+    if ahead:
+        # Every piece was matched ahead; Koito's commits threw some of that away.
+        assert submitter.ahead_taken + submitter.ahead_dropped == submitter.pieces
+        assert submitter.ahead_dropped >= 1
+    else:
+        assert submitter.ahead_taken == submitter.ahead_dropped == 0
 
     # The same commits, one listen at a time, no cache: Koito's result.
     ref_path = tmp_path / "ref.db"

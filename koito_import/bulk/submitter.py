@@ -104,6 +104,11 @@ BATCH_KEYS = 50_000
 #: listens with 150k keys: 13 catalogs of 50k keys took twice as long as one). A catalog
 #: costs about 1.5 KB a key (docs: BENCHMARKS.md, "Near the floor").
 PIECES_CATALOG_KEYS = 200_000
+#: Rows a run in pieces expects to write per second of write lock, to size what it
+#: matches ahead of a transaction (``_match_ahead``): the 49k write floor wrote ~230k
+#: rows a second on this project's 2-core machine, ~130k in a slow hour; too high only
+#: makes a transaction longer than ``commit_every``, too low only makes more of them.
+AHEAD_ROWS_PER_SECOND = 150_000
 #: The GIL switch interval while a run writes behind its matching (see ``run``).
 SWITCH_INTERVAL = 0.0002
 
@@ -141,6 +146,29 @@ def _shared(listen: Listen, shared: dict[Any, Any]) -> Listen:
         client=listen.client,
         entities=listen.entities,
     )
+
+
+class _Ahead:
+    """What a run in pieces matched outside the write lock and has not written yet.
+
+    Matching reads the database but writes nothing, so it needs no lock: only its
+    result must still hold when the lock is taken. It does when no other connection
+    committed since the catalog was made (``PRAGMA data_version`` unchanged: the run's
+    own commits do not change it); otherwise it is thrown away and the piece is matched
+    again under the lock. Until then it must not be seen: skips are held back, and the
+    counts and position it started from are kept to go back to.
+    """
+
+    __slots__ = ("already", "changes", "duplicates", "heard", "skips", "start", "version")
+
+    def __init__(self) -> None:
+        #: The data_version the catalog was made at (None: no catalog yet).
+        self.version: int | None = None
+        #: The first position matched ahead, None while nothing is.
+        self.start: int | None = None
+        self.changes = self.duplicates = self.already = self.heard = 0
+        #: Listens the resolver rejected while matching ahead, with the reason.
+        self.skips: list[tuple[Listen, str]] = []
 
 
 class _Batch:
@@ -280,6 +308,8 @@ class BulkSubmitter:
         in_pieces: bool | None = None,
         on_skip: Callable[[Listen, str], None] | None = None,
         on_commit: Callable[[float], None] | None = None,
+        match_ahead: bool = True,
+        ahead_rows: int | None = None,
     ) -> None:
         if (
             (batch_size is not None and batch_size < 1)
@@ -306,6 +336,17 @@ class BulkSubmitter:
         self.on_skip = on_skip
         #: Told, after each commit of a run in pieces, the share of the file written.
         self.on_commit = on_commit
+        #: A run in pieces matches outside the write lock (while the file is read, and
+        #: between transactions) and takes the lock to write (``_match_ahead``); False:
+        #: matching happens under the lock too (the result is the same).
+        self.match_ahead = match_ahead
+        #: Rows matched ahead of a transaction at most; None: ``commit_every`` seconds
+        #: at ``AHEAD_ROWS_PER_SECOND``.
+        self.ahead_rows = ahead_rows
+        #: Set by the last ``run`` in pieces: transactions that wrote what was matched
+        #: ahead, and matchings ahead thrown away (another writer committed meanwhile).
+        self.ahead_taken = 0
+        self.ahead_dropped = 0
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
         #: Set by the last ``run``: resolve steps taken (rounds of slice queries).
@@ -364,6 +405,7 @@ class BulkSubmitter:
         self.pieces = 0
         self.longest_piece = 0.0
         self.piece_log = []
+        self.ahead_taken = self.ahead_dropped = 0
         writer = self.store.bulk_writer()
         self._behind = WriteBehind()
         every = self.commit_every if self.commit_every is not None else self.store.commit_every
@@ -438,12 +480,40 @@ class BulkSubmitter:
         run. A transaction that finds another writer's commit since the previous one
         starts a new catalog: everything is read again, so the result is the one of the
         file's remaining listens imported after that commit.
+
+        Matching needs no lock: while the file is read and between transactions, the
+        next piece is matched ahead (``_match_ahead``), and its transaction only writes
+        it, if nobody else committed meanwhile; if somebody did, that matching is thrown
+        away and the piece is matched under the lock, as without it.
         """
+        # The writer's settings (the import's page cache) from the start: matching ahead
+        # reads while the file is read.
+        writer.begin()
+        try:
+            self._pieces(listens, writer, result, skipped, every)
+        finally:
+            writer.end()
+
+    def _pieces(
+        self,
+        listens: Iterable[Listen],
+        writer: BulkWriter,
+        result: BulkResult,
+        skipped: Counter[str],
+        every: float,
+    ) -> None:
         salt = self.settings.salt
         batch = _Batch()
+        ahead: _Ahead | None = None
+        if self.match_ahead and every > 0 and self.store.data_version() is not None:
+            ahead = _Ahead()
+        cap = self.ahead_rows or max(1, int(every * AHEAD_ROWS_PER_SECOND))
         for chunk in _chunks(listens, self.chunk_size):
             result.read += len(chunk)
             self._add(chunk, salt, batch, skipped)
+            if ahead is not None:
+                # The parse worker is the slower side of reading: match meanwhile.
+                self._match_ahead(batch, writer, result, ahead, len(batch.gids), cap, None)
             if self.progress is not None:
                 self.progress(result.read)
         # Read: the keys' strings are not needed any more (a few dozen MB at 1M listens).
@@ -459,31 +529,53 @@ class BulkSubmitter:
         most = self.resolve_step or self.chunk_size
         step = most
         gap = self.store.commit_gap
-        version: int | None = None
+        version: int | None = ahead.version if ahead is not None else None
+        committed: float | None = None
         with self.store.exclusive():
-            writer.begin()
             try:
-                while batch.pending < total:
+                # Until every position is matched, and what was matched ahead written.
+                while batch.pending < total or (ahead is not None and ahead.start is not None):
+                    if ahead is not None and committed is not None:
+                        # Other writers' turn (see ``SqliteStore``): match the next piece.
+                        self._match_ahead(batch, writer, result, ahead, total, cap, safe)
+                        version = ahead.version
+                    if committed is not None:
+                        left = committed + gap - clock.perf_counter()
+                        if left > 0:
+                            clock.sleep(left)
                     with self.store.transaction():
                         begun = clock.perf_counter()
                         try:
                             now = self.store.data_version()
-                            if batch.catalog is None or now is None or now != version:
+                            stale = batch.catalog is None or now is None or now != version
+                            taken = False
+                            if ahead is not None and ahead.start is not None:
+                                if stale:
+                                    self._drop_ahead(batch, ahead, result)
+                                else:
+                                    self._take_ahead(ahead, skipped)
+                                    taken = True
+                            if stale:
                                 self._new_catalog(batch, writer, result)
                             version = now
+                            if ahead is not None:
+                                ahead.version = now
                             writer.refresh()
-                            while batch.pending < total:
+                            if taken:
+                                # Matched ahead: only to the next safe cut, then write.
+                                end = batch.pending
+                                while not safe[end]:
+                                    end += 1
+                                if end > batch.pending:
+                                    self._resolve(batch, writer, skipped, end)
+                                self._bound(batch, writer, result)
+                            while not taken and batch.pending < total:
                                 end = min(batch.pending + step, total)
                                 while not safe[end]:
                                     end += 1
                                 started, done = clock.perf_counter(), batch.pending
                                 self._resolve(batch, writer, skipped, end)
-                                if (
-                                    batch.ensured_keys >= self.catalog_keys
-                                    or batch.pending - batch.since >= 8 * self.catalog_keys
-                                ):
-                                    # Bounds memory, as a batch does in one transaction.
-                                    self._new_catalog(batch, writer, result)
+                                self._bound(batch, writer, result)
                                 # Stop before a step that would end past the budget (the
                                 # next one, and the last writes, take about as long).
                                 now_ = clock.perf_counter()
@@ -511,18 +603,106 @@ class BulkSubmitter:
                     batch.out_tracks, batch.out_clients = [], []
                     batch.out_times, batch.sent = array("q"), 0
                     if batch.pending < total and gap:
-                        # Other writers' turn (see ``SqliteStore``); a checkpoint
-                        # meanwhile.
+                        # A checkpoint in the pause (which ends before the next piece).
                         writer.idle()
-                        left = committed + gap - clock.perf_counter()
-                        if left > 0:
-                            clock.sleep(left)
             finally:
                 self._behind.close()
-                writer.end()
         if batch.catalog is not None:
             self._count_catalog(batch.catalog, result)
         self._count_listens(batch, result)
+
+    def _bound(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
+        """A new catalog once this one holds enough keys or listens (bounds memory, as a
+        batch does in one transaction)."""
+        if (
+            batch.ensured_keys >= self.catalog_keys
+            or batch.pending - batch.since >= 8 * self.catalog_keys
+        ):
+            self._new_catalog(batch, writer, result)
+
+    def _match_ahead(
+        self,
+        batch: _Batch,
+        writer: BulkWriter,
+        result: BulkResult,
+        ahead: _Ahead,
+        limit: int,
+        cap: int,
+        safe: bytearray | None,
+    ) -> None:
+        """Match positions up to ``limit`` outside the write lock, writing nothing.
+
+        Stops once about ``cap`` rows wait to be written (a transaction's worth), or the
+        catalog is full. While the file is read, in whole steps; once it is (``safe``),
+        steps end at safe cuts.
+        """
+        if ahead.start is None:
+            now = self.store.data_version()
+            if batch.catalog is None or now != ahead.version:
+                # Everything the old catalog made is written and committed.
+                self._new_catalog(batch, writer, result)
+                ahead.version = now
+            catalog = batch.catalog
+            assert catalog is not None
+            ahead.start = batch.pending
+            ahead.changes = catalog.changes
+            ahead.duplicates, ahead.already, ahead.heard = (
+                batch.duplicates,
+                batch.already,
+                self._heard,
+            )
+        catalog = batch.catalog
+        assert catalog is not None
+        most = self.resolve_step or self.chunk_size
+        while batch.pending < limit:
+            rows = 2 * (catalog.changes - ahead.changes) + len(batch.out_tracks) - batch.sent
+            if (
+                rows >= cap
+                or batch.ensured_keys >= self.catalog_keys
+                or batch.pending - batch.since >= 8 * self.catalog_keys
+            ):
+                return
+            end = min(batch.pending + most, limit)
+            if safe is not None:
+                while not safe[end]:
+                    end += 1
+            elif end - batch.pending < most:
+                return  # while reading, whole steps only (each is a round of queries)
+            self._resolve(batch, writer, Counter(), end, ahead=ahead.skips)
+
+    def _take_ahead(self, ahead: _Ahead, skipped: Counter[str]) -> None:
+        """What was matched ahead holds: its skips count now."""
+        for listen, reason in ahead.skips:
+            skipped[reason] += 1
+            if self.on_skip is not None:
+                self.on_skip(listen, reason)
+        ahead.skips = []
+        ahead.start = None
+        self.ahead_taken += 1
+
+    def _drop_ahead(self, batch: _Batch, ahead: _Ahead, result: BulkResult) -> None:
+        """Another writer committed since the catalog was made: forget what was matched
+        ahead (the catalog too; what it wrote before is counted) and go back."""
+        catalog = batch.catalog
+        assert catalog is not None and ahead.start is not None
+        self.lazy_loads += catalog.lazy_loads
+        result.new_artists += len(catalog.real_artists)
+        result.new_albums += len(catalog.real_albums)
+        result.new_tracks += len(catalog.real_tracks)
+        batch.catalog = None
+        batch.pending = ahead.start
+        batch.duplicates, batch.already, self._heard = (
+            ahead.duplicates,
+            ahead.already,
+            ahead.heard,
+        )
+        del batch.out_tracks[batch.sent :]
+        del batch.out_times[batch.sent :]
+        del batch.out_clients[batch.sent :]
+        batch.local.clear()
+        ahead.skips = []
+        ahead.start = None
+        self.ahead_dropped += 1
 
     def _new_catalog(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
         """Start matching against the database as it is now (what the old catalog knew
@@ -654,7 +834,13 @@ class BulkSubmitter:
             batch.catalog.ensure(needs)
 
     def _resolve(
-        self, batch: _Batch, writer: BulkWriter, skipped: Counter[str], end: int | None = None
+        self,
+        batch: _Batch,
+        writer: BulkWriter,
+        skipped: Counter[str],
+        end: int | None = None,
+        *,
+        ahead: list[tuple[Listen, str]] | None = None,
     ) -> None:
         """Resolve the pending positions up to ``end`` (default: all), in file order.
 
@@ -678,8 +864,10 @@ class BulkSubmitter:
         heard = self._heard_at(batch, start, end)
         self._load_slice(batch, start, end, heard)
         # What the previous step created and changed is written while this one is matched
-        # (after this step's queries: they must not wait for it).
-        self._write_changes(batch, writer)
+        # (after this step's queries: they must not wait for it). Matching ahead of the
+        # write lock (``ahead``) writes nothing and holds its skips back.
+        if ahead is None:
+            self._write_changes(batch, writer)
 
         # The stream, in file order.
         variants, key_hashes = batch.variants, batch.key_hashes
@@ -716,9 +904,12 @@ class BulkSubmitter:
                         raise RuntimeError(
                             "the resolver changed the catalog before rejecting a listen"
                         ) from exc
-                    skipped[exc.reason] += 1
-                    if self.on_skip is not None:
-                        self.on_skip(listen, exc.reason)
+                    if ahead is not None:
+                        ahead.append((listen, exc.reason))
+                    else:
+                        skipped[exc.reason] += 1
+                        if self.on_skip is not None:
+                            self.on_skip(listen, exc.reason)
                     continue
                 # A change this resolution made may alter what earlier ones read: those
                 # are matched again at their next listen, as Koito would match them.

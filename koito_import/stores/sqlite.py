@@ -218,8 +218,10 @@ class SqliteBulkWriter(BulkWriter):
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         (current,) = self.conn.execute("PRAGMA cache_size").fetchone()
         wanted = -SQLITE_IMPORT_CACHE_KIB
-        # Negative values are KiB, positive are pages; only ever make the cache larger.
-        if current < 0 and current > wanted:
+        # Negative values are KiB, positive are pages. Set in both directions: the
+        # store's own default (64 MB) is larger than the import's, and the import's
+        # size is what the memory target was measured with.
+        if current != wanted:
             self._saved_cache = current
             self.conn.execute(f"PRAGMA cache_size = {wanted}")
 
