@@ -56,7 +56,12 @@ while an import runs: ``SqliteStore``), the whole file is read and normalized fi
 broken file writes nothing), then matched and written in transactions of about
 ``commit_every`` seconds that end only at safe cuts (``safe_cuts``); a transaction that
 finds another writer's commit since the previous one starts a new catalog, so the rest
-is matched against what that writer left (``_run_in_pieces``). Elsewhere (PostgreSQL,
+is matched against what that writer left (``_run_in_pieces``). Matching needs no lock,
+only writing does: each piece is matched ahead, while the file is read and in the
+pause after the previous commit, and its transaction only writes it, unless another
+connection committed since the catalog was made (``PRAGMA data_version``), in which
+case that matching is dropped and the piece is matched again under the lock
+(``_match_ahead``). Elsewhere (PostgreSQL,
 or inside a caller's transaction) the run is one transaction that begins with the
 first chunk, so matching overlaps with a parse worker still reading the file.
 """

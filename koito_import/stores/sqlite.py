@@ -181,11 +181,13 @@ class SqliteStore(Store):
             self._lock_fd = None
 
 
-#: The SQLite page cache the import connection gets while a bulk run writes (docs/write-floors.md:
+#: The SQLite page cache the import connection gets while a bulk run works (docs/write-floors.md:
 #: the default 2 MB cache halves SQLite's insert rate for large imports). 32 MB: at 1M
 #: listens of a grown catalog (a 145 MB database) 96 MB took the same time within noise
-#: (interleaved: 52.3 and 56.8 s against 45.3 and 59.8 s) for 38 MB more peak RSS (433
-#: against 395 MB); 16 and 8 MB saved nothing more. Negative = KiB.
+#: for 38 MB more peak RSS; those runs in fact compared 96 MB with the store's own 64 MB
+#: (the import only ever raised the cache then). Set to 32 MB in both directions, the
+#: same file in one run: 52.6 s and 358 MB peak against 49.0 s and 388 MB with 64 MB
+#: (single runs, within the noise of time). Negative = KiB.
 SQLITE_IMPORT_CACHE_KIB = 32 * 1024
 
 
