@@ -352,6 +352,8 @@ class BulkSubmitter:
         #: ahead, and matchings ahead thrown away (another writer committed meanwhile).
         self.ahead_taken = 0
         self.ahead_dropped = 0
+        #: The second connection catalogs read through during a run in pieces, if any.
+        self._via: Any = None
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
         #: Set by the last ``run``: resolve steps taken (rounds of slice queries).
@@ -497,6 +499,7 @@ class BulkSubmitter:
         try:
             self._pieces(listens, writer, result, skipped, every)
         finally:
+            self._via = None
             writer.end()
 
     def _pieces(
@@ -512,6 +515,9 @@ class BulkSubmitter:
         ahead: _Ahead | None = None
         if self.match_ahead and every > 0 and self.store.data_version() is not None:
             ahead = _Ahead()
+            # Catalogs read what is committed through a second connection, so that the
+            # next piece is matched while this one is written (None: this connection).
+            self._via = writer.snapshot_reader()
         cap = self.ahead_rows or max(1, int(every * AHEAD_ROWS_PER_SECOND))
         for chunk in _chunks(listens, self.chunk_size):
             result.read += len(chunk)
@@ -573,14 +579,16 @@ class BulkSubmitter:
                                     end += 1
                                 if end > batch.pending:
                                     self._resolve(batch, writer, skipped, end)
-                                self._bound(batch, writer, result)
                             while not taken and batch.pending < total:
                                 end = min(batch.pending + step, total)
                                 while not safe[end]:
                                     end += 1
                                 started, done = clock.perf_counter(), batch.pending
                                 self._resolve(batch, writer, skipped, end)
-                                self._bound(batch, writer, result)
+                                if self._full(batch):
+                                    if ahead is not None:
+                                        break  # a new catalog after the commit
+                                    self._new_catalog(batch, writer, result)
                                 # Stop before a step that would end past the budget (the
                                 # next one, and the last writes, take about as long).
                                 now_ = clock.perf_counter()
@@ -591,6 +599,18 @@ class BulkSubmitter:
                                 if now_ - begun + last >= every:
                                     break
                             self._write_changes(batch, writer)
+                            upto = batch.pending
+                            if (
+                                ahead is not None
+                                and self._via is not None
+                                and upto < total
+                                and not self._full(batch)
+                            ):
+                                # While the writer thread writes this piece, match the
+                                # next one (its reads use the second connection).
+                                self._match_ahead(
+                                    batch, writer, result, ahead, total, cap, safe, now
+                                )
                             self._behind.sync()
                             # Still under the lock: the order of commits.
                             ending = clock.perf_counter()
@@ -601,13 +621,16 @@ class BulkSubmitter:
                     committed = clock.perf_counter()
                     self.pieces += 1
                     self.longest_piece = max(self.longest_piece, committed - begun)
-                    self.piece_log.append((begun, ending, batch.pending))
+                    self.piece_log.append((begun, ending, upto))
                     if self.on_commit is not None:
-                        self.on_commit(batch.pending / total)
-                    # Sent and committed: only the run's ListenMap needs them now.
-                    batch.out_tracks, batch.out_clients = [], []
-                    batch.out_times, batch.sent = array("q"), 0
-                    if batch.pending < total and gap:
+                        self.on_commit(upto / total)
+                    # Sent and committed: only the run's ListenMap needs them now (what
+                    # follows was matched ahead for the next piece).
+                    del batch.out_tracks[: batch.sent]
+                    del batch.out_times[: batch.sent]
+                    del batch.out_clients[: batch.sent]
+                    batch.sent = 0
+                    if upto < total and gap:
                         # A checkpoint in the pause (which ends before the next piece).
                         writer.idle()
             finally:
@@ -616,14 +639,13 @@ class BulkSubmitter:
             self._count_catalog(batch.catalog, result)
         self._count_listens(batch, result)
 
-    def _bound(self, batch: _Batch, writer: BulkWriter, result: BulkResult) -> None:
-        """A new catalog once this one holds enough keys or listens (bounds memory, as a
-        batch does in one transaction)."""
-        if (
+    def _full(self, batch: _Batch) -> bool:
+        """Whether the catalog holds enough keys or listens for a new one to start (bounds
+        memory, as a batch does in one transaction)."""
+        return (
             batch.ensured_keys >= self.catalog_keys
             or batch.pending - batch.since >= 8 * self.catalog_keys
-        ):
-            self._new_catalog(batch, writer, result)
+        )
 
     def _match_ahead(
         self,
@@ -634,16 +656,23 @@ class BulkSubmitter:
         limit: int,
         cap: int,
         safe: bytearray | None,
+        locked: int | None = None,
     ) -> None:
-        """Match positions up to ``limit`` outside the write lock, writing nothing.
+        """Match positions up to ``limit``, writing nothing (outside the write lock, or
+        under it while the writer thread writes: ``locked``, the lock's data_version).
 
         Stops once about ``cap`` rows wait to be written (a transaction's worth), or the
-        catalog is full. While the file is read, in whole steps; once it is (``safe``),
-        steps end at safe cuts.
+        catalog is full, or (``locked``) the writer thread is done. While the file is
+        read, in whole steps; once it is (``safe``), steps end at safe cuts.
         """
         if ahead.start is None:
-            now = self.store.data_version()
-            if batch.catalog is None or now != ahead.version:
+            if locked is not None:
+                # The connection is the writer thread's now; the catalog is current.
+                assert batch.catalog is not None and locked == ahead.version
+                now: int | None = locked
+            else:
+                now = self.store.data_version()
+            if batch.catalog is None or now != ahead.version or self._full(batch):
                 # Everything the old catalog made is written and committed.
                 self._new_catalog(batch, writer, result)
                 ahead.version = now
@@ -661,11 +690,7 @@ class BulkSubmitter:
         most = self.resolve_step or self.chunk_size
         while batch.pending < limit:
             rows = 2 * (catalog.changes - ahead.changes) + len(batch.out_tracks) - batch.sent
-            if (
-                rows >= cap
-                or batch.ensured_keys >= self.catalog_keys
-                or batch.pending - batch.since >= 8 * self.catalog_keys
-            ):
+            if rows >= cap or self._full(batch) or (locked is not None and not self._behind.busy):
                 return
             end = min(batch.pending + most, limit)
             if safe is not None:
@@ -760,8 +785,10 @@ class BulkSubmitter:
         stack.callback(self._behind.close)
 
     def _catalog(self, writer: BulkWriter) -> MemoryCatalog:
-        """A new in-memory catalog; its reads wait for the writes queued before them."""
-        return MemoryCatalog(SliceReader(self.store, writer, self._behind.sync), self.store.dialect)
+        """A new in-memory catalog; its reads wait for the writes queued before them, or
+        go through the run's second connection (``_via``)."""
+        reader = SliceReader(self.store, writer, self._behind.sync, self._via)
+        return MemoryCatalog(reader, self.store.dialect)
 
     def _add(
         self,

@@ -47,6 +47,11 @@ class WriteBehind:
                 self._done.wait()
         self._raise()
 
+    @property
+    def busy(self) -> bool:
+        """Whether submitted jobs are still running (matching may go on meanwhile)."""
+        return self._pending > 0
+
     def close(self) -> None:
         """Let the queued jobs finish and stop the thread (failures are left to ``sync``)."""
         if self._thread is not None:

@@ -129,6 +129,11 @@ class BulkWriter(ABC):
     def idle(self) -> None:  # noqa: B027 - optional hook
         """Housekeeping between two transactions of a run, while no lock is held."""
 
+    def snapshot_reader(self) -> Any:
+        """A second connection that reads what is committed (``execute``, ``listens_at``)
+        while this one writes, or None where the dialect has none."""
+        return None
+
     def catalog_rows(self, limit: int) -> int | None:
         """The catalog's tracks, counted up to ``limit``, where slice queries scan tables.
 

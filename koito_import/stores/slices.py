@@ -28,20 +28,34 @@ AlbumRow = tuple[int, str, Any]
 _TRACK_BY_ALIAS = "SELECT t.id, ta.alias, t.release_id, t.musicbrainz_id, t.duration "
 
 
+def _no_wait() -> None:
+    pass
+
+
 class SliceReader:
     """Set queries of the catalog for one store, through its bulk writer's dialect."""
 
-    def __init__(self, store: Store, writer: BulkWriter, sync: Callable[[], None]) -> None:
-        self._store = store
+    def __init__(
+        self, store: Store, writer: BulkWriter, sync: Callable[[], None], via: Any = None
+    ) -> None:
         self._in = writer.in_values
         self._src = writer.list_source
         self._join = writer.ordered_join
-        self._listens_at = writer.listens_at
-        self._sync = sync
+        if via is None:
+            self._execute = store.execute
+            self._listens_at = writer.listens_at
+            self._sync = sync
+        else:
+            # A second connection (``BulkWriter.snapshot_reader``): it sees what is
+            # committed, not the writes queued or in the open transaction, so it need
+            # not wait for them; the catalog holds those in memory.
+            self._execute = via.execute
+            self._listens_at = via.listens_at
+            self._sync = _no_wait
 
     def _q(self, sql: str, params: list[Any]) -> list[Any]:
         self._sync()
-        return self._store.execute(sql, params).fetchall()
+        return self._execute(sql, params).fetchall()
 
     # artists
 

@@ -199,6 +199,7 @@ class SqliteBulkWriter(BulkWriter):
         self._saved_cache: int | None = None
         self._saved_checkpoint: int | None = None
         self._next_id: dict[str, int] = {}
+        self._reader: _SnapshotReader | None = None
 
     ordered_join = "CROSS JOIN"
 
@@ -236,6 +237,9 @@ class SqliteBulkWriter(BulkWriter):
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def end(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._saved_checkpoint is not None:
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._saved_checkpoint)}")
             self._saved_checkpoint = None
@@ -307,13 +311,15 @@ class SqliteBulkWriter(BulkWriter):
             )
 
     def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int]]:
-        return self.conn.execute(
-            # ``+l.user_id``: without it SQLite walks the user's index, i.e. every listen
-            # of the user for every second asked (minutes for a re-import of 49k).
-            "SELECT l.listened_at, l.track_id FROM json_each(?) AS tl "
-            "CROSS JOIN listens l ON l.listened_at = tl.value WHERE +l.user_id = ?",
-            (orjson.dumps(sorted(times)).decode(), user_id),
-        ).fetchall()
+        return _listens_at(self.conn, times, user_id)
+
+    def snapshot_reader(self) -> _SnapshotReader | None:
+        if self._reader is None:
+            path = str(getattr(self.store, "path", ""))
+            if not path or path == ":memory:" or path.startswith("file:"):
+                return None
+            self._reader = _SnapshotReader(path)
+        return self._reader
 
     def insert_listens(
         self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
@@ -329,3 +335,38 @@ class SqliteBulkWriter(BulkWriter):
             extra=(("user_id", str(int(user_id))),),
         )
         return self.conn.total_changes - before
+
+
+def _listens_at(
+    conn: sqlite3.Connection, times: Collection[int], user_id: int
+) -> list[tuple[int, int]]:
+    return conn.execute(
+        # ``+l.user_id``: without it SQLite walks the user's index, i.e. every listen
+        # of the user for every second asked (minutes for a re-import of 49k).
+        "SELECT l.listened_at, l.track_id FROM json_each(?) AS tl "
+        "CROSS JOIN listens l ON l.listened_at = tl.value WHERE +l.user_id = ?",
+        (orjson.dumps(sorted(times)).decode(), user_id),
+    ).fetchall()
+
+
+class _SnapshotReader:
+    """A read-only second connection: it reads while the import's own connection writes.
+
+    In WAL mode a reader never waits for the writer; each statement sees the last
+    commit. The bulk path uses it only for the catalog's slice queries, whose answers
+    need not include the open transaction's rows (the catalog holds those).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA query_only = 1")
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int]]:
+        return _listens_at(self.conn, times, user_id)
+
+    def close(self) -> None:
+        self.conn.close()
