@@ -315,7 +315,7 @@ def run(
             min=0.0,
             help="SQLite: commit at least this often, so that a running Koito can write "
             "between the import's transactions (0: after every step of 4,096 listens). "
-            "[default: 0.25]",
+            "[default: 0.4]",
             show_default=False,
         ),
     ] = None,
