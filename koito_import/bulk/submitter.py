@@ -420,7 +420,14 @@ class BulkSubmitter:
         if not pieces or self.store.in_transaction:
             self._run_whole(listens, writer, result, skipped)
         else:
-            self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
+            # The writer's settings (the import's page cache) from the start: a run in
+            # pieces matches ahead, and so reads, while the file is read.
+            writer.begin()
+            try:
+                self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
+            finally:
+                self._via = None
+                writer.end()
         self._written = _normalize.ListenMap()
         result.already_present += self._heard
         result.skipped = skipped
@@ -493,23 +500,6 @@ class BulkSubmitter:
         it, if nobody else committed meanwhile; if somebody did, that matching is thrown
         away and the piece is matched under the lock, as without it.
         """
-        # The writer's settings (the import's page cache) from the start: matching ahead
-        # reads while the file is read.
-        writer.begin()
-        try:
-            self._pieces(listens, writer, result, skipped, every)
-        finally:
-            self._via = None
-            writer.end()
-
-    def _pieces(
-        self,
-        listens: Iterable[Listen],
-        writer: BulkWriter,
-        result: BulkResult,
-        skipped: Counter[str],
-        every: float,
-    ) -> None:
         salt = self.settings.salt
         batch = _Batch()
         ahead: _Ahead | None = None
