@@ -576,6 +576,26 @@ def test_user_id_is_written(stores: tuple[Store, Store]) -> None:
     assert blk.execute("SELECT user_id FROM listens").fetchone()[0] == 1
 
 
+def test_another_users_listen_at_the_same_track_and_second(stores: tuple[Store, Store]) -> None:
+    """The listens key leaves the user out, and "heard before" asks only about this
+    user's listens: the run offers a listen the key then refuses. On PostgreSQL the
+    listens of stored tracks are COPYed first; the collision must fall back to the
+    upsert, not fail the run or lose the other listens."""
+    for store in stores:
+        store.execute(
+            "INSERT INTO users (username, password, role) VALUES ('b', ?, 'user')", (b"x",)
+        )
+        (user_b,) = store.execute("SELECT id FROM users WHERE username = 'b'").fetchone()
+        replay(store, [L("A", "T", 5), L("A", "U", 9)], user_id=user_b)
+        # The tracks are stored: user 1's listens of them go the stored-track way.
+    ref, blk = stores
+    listens = [L("A", "T", 4), L("A", "T", 5), L("A", "T", 6), L("A", "U", 7)]
+    result = compare(ref, blk, listens)
+    assert result.inserted == 3 and result.already_present == 1
+    rows = blk.execute("SELECT track_id, listened_at, user_id FROM listens").fetchall()
+    assert len(rows) == 5
+
+
 def test_first_listens_share_equal_strings_and_keep_every_field() -> None:
     """A kept first listen is equal to the parsed one in every field (a field the copy
     forgot would fall back to its default here) and shares repeated values."""
