@@ -445,6 +445,16 @@ def test_resolve_steps_follow_the_cost_of_slice_queries(
         assert submitter.resolve_steps == 3  # in pieces: steps of 4 over the whole file
     else:
         assert submitter.resolve_steps == 4  # 4 + 2 listens per batch
+    # A large catalog's batch still takes more than one step, so that one step's
+    # changes are written while the next is matched.
+    monkeypatch.setattr(bulk_module, "LARGE_CATALOG_STEP", 4)
+    submitter = BulkSubmitter(blk, batch_size=6, chunk_size=2)
+    latest = [replace(x, time=x.time + 2000) for x in listens]
+    assert submitter.run(latest).inserted == 12
+    per_listen(ref, later + latest)
+    assert_same(ref, blk)
+    if blk.dialect == "postgresql":
+        assert submitter.resolve_steps == 4  # 4 + 2 listens per batch of 6 keys
 
 
 def test_separator_settings(stores: tuple[Store, Store]) -> None:
