@@ -8,8 +8,9 @@ faster is a change there, and nowhere else:
 
 * SQLite loads rows with ``INSERT ... SELECT`` over one JSON array parameter, inside
   the write transaction the store already holds.
-* PostgreSQL loads new rows with binary ``COPY`` (ids reserved from the identity
-  sequences first) and everything that may conflict with ``INSERT ... ON CONFLICT``.
+* PostgreSQL loads new rows and listens with binary ``COPY`` (ids reserved from the
+  identity sequences first; listens of stored tracks in a savepoint, falling back to
+  ``INSERT ... ON CONFLICT`` if one collides) and album links with ``ON CONFLICT``.
 
 The primitives also give the slice reader (``stores.slices``) its dialect: how a list
 becomes one query parameter. Column types use PostgreSQL's names (``int4``, ``int8``,

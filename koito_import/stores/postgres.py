@@ -135,7 +135,7 @@ _PG_SCALAR = {"int4": "int", "int8": "bigint", "text": "text", "uuid": "uuid", "
 
 
 class PostgresBulkWriter(BulkWriter):
-    """PostgreSQL: array parameters, binary COPY, a staged upsert for listens."""
+    """PostgreSQL: array parameters, binary COPY, a staged upsert for listens that collide."""
 
     _STAGE = "koito_import_listens"
 
