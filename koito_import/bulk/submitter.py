@@ -103,7 +103,7 @@ SMALL_CATALOG = 20_000
 #: the batch is matched (a step's changes are written while the next step is matched),
 #: so a batch takes a few rounds: 1M listens into PostgreSQL (13 batches of ~77k
 #: listens) took 71 s in steps of 16k or 32k listens against 87 s in one step a batch.
-LARGE_CATALOG_STEP = 8 * 4096
+LARGE_CATALOG_STEP = 8 * CHUNK
 #: The fewest listens a step of a run in pieces takes (see ``_run_in_pieces``).
 MIN_STEP = 256
 #: Distinct keys a batch holds (a run in one transaction) by default.
