@@ -695,12 +695,16 @@ class BulkSubmitter:
                 return  # while reading, whole steps only (each is a round of queries)
             self._resolve(batch, writer, Counter(), end, ahead=ahead.skips)
 
+    def _skip(self, skipped: Counter[str], listen: Listen, reason: str) -> None:
+        """Count a skipped listen and report it (``--skipped``)."""
+        skipped[reason] += 1
+        if self.on_skip is not None:
+            self.on_skip(listen, reason)
+
     def _take_ahead(self, ahead: _Ahead, skipped: Counter[str]) -> None:
         """What was matched ahead holds: its skips count now."""
         for listen, reason in ahead.skips:
-            skipped[reason] += 1
-            if self.on_skip is not None:
-                self.on_skip(listen, reason)
+            self._skip(skipped, listen, reason)
         ahead.skips = []
         ahead.start = None
         self.ahead_taken += 1
@@ -794,9 +798,7 @@ class BulkSubmitter:
     ) -> None:
         prepared, keys, rejected = _normalize.normalize_batch(chunk, salt)
         for index, reason in rejected:
-            skipped[reason] += 1
-            if self.on_skip is not None:
-                self.on_skip(chunk[index], reason)
+            self._skip(skipped, chunk[index], reason)
         key_ids = batch.key_ids
         gids, times, durations, clients = batch.gids, batch.times, batch.durations, batch.clients
         first, key_hashes = batch.first, batch.key_hashes
@@ -934,9 +936,7 @@ class BulkSubmitter:
                     if ahead is not None:
                         ahead.append((listen, exc.reason))
                     else:
-                        skipped[exc.reason] += 1
-                        if self.on_skip is not None:
-                            self.on_skip(listen, exc.reason)
+                        self._skip(skipped, listen, exc.reason)
                     continue
                 # A change this resolution made may alter what earlier ones read: those
                 # are matched again at their next listen, as Koito would match them.
