@@ -23,6 +23,7 @@ from koito_import.bulk import submitter as bulk_module
 from koito_import.listen import EntityRecord, KoitoEntities, Listen
 from koito_import.settings import MatchSettings
 from koito_import.stores import Store, open_store
+from koito_import.stores.postgres import PostgresStore
 from koito_import.submit import replay, submit_listen
 from tests.snapshot import catalog_snapshot, table_rows
 
@@ -554,6 +555,79 @@ def test_inside_an_outer_transaction_and_progress(stores: tuple[Store, Store]) -
     assert_same(ref, blk)
     assert result.inserted == 5_000
     assert seen == sorted(seen) and seen[-1] == 5_000 and len(seen) >= 3
+
+
+def test_a_caller_transaction_that_wrote_is_read_through_its_own_connection(
+    stores: tuple[Store, Store],
+) -> None:
+    """A second connection does not see what the open transaction wrote: inside one that
+    already did, the run must match through the transaction's connection, or it would
+    make "Early" and its album a second time."""
+    ref, blk = stores
+    listens = [L("Early", "S", 2), L("Early", "T", 3, album="S"), L("Late", "U", 4)]
+    with ref.transaction():
+        replay(ref, [L("Early", "S", 1)])
+        per_listen(ref, listens)
+    with blk.transaction():
+        replay(blk, [L("Early", "S", 1)])
+        result = BulkSubmitter(blk).run(listens)
+    assert_same(ref, blk)
+    assert result.inserted == 3
+    assert blk.execute("SELECT count(*) FROM artists").fetchone()[0] == 2
+
+
+def test_a_run_in_one_transaction_reads_through_a_second_connection(pg_url: str) -> None:
+    """The first catalog of a PostgreSQL run asks its questions on a second connection
+    (matching then never waits for the writer thread), later batches' catalogs on the
+    run's own one (only it sees the batches before); the result is the per-listen one."""
+    asked: list[str] = []
+    opened: list[psycopg.Connection[Any]] = []
+
+    class Counting(psycopg.Connection[Any]):
+        def execute(self, query: Any, *args: Any, **kw: Any) -> Any:
+            asked.append(str(query))
+            return super().execute(query, *args, **kw)
+
+    class SecondCounted(PostgresStore):
+        def second_connection(self) -> psycopg.Connection[Any]:
+            conn = Counting.connect(pg_url, autocommit=True)
+            opened.append(conn)
+            return conn
+
+    other, dropme = _other_target(pg_url, "ref")
+    ref, blk = open_store(other), SecondCounted(pg_url)
+    try:
+        listens = [L(f"A{i % 7}", f"T{i % 11}", i, album=f"R{i % 5}") for i in range(200)]
+        per_listen(ref, listens)
+        result = BulkSubmitter(blk, batch_size=5, chunk_size=8).run(listens)
+        assert_same(ref, blk)
+        assert result.inserted == 200
+        assert len(opened) == 1 and opened[0].closed
+        assert any("artist_aliases" in q for q in asked)  # the slice queries
+        assert any("nextval" in q for q in asked)  # the ids
+    finally:
+        ref.close()
+        blk.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dropme}" WITH (FORCE)')
+
+
+def test_a_transaction_knows_whether_it_wrote(pg_url: str) -> None:
+    class Undo(Exception):
+        pass
+
+    store = open_store(pg_url)
+    try:
+        assert not store.wrote_in_transaction()
+        with pytest.raises(Undo), store.transaction():
+            store.execute("SELECT count(*) FROM artists").fetchone()
+            assert not store.wrote_in_transaction()  # the advisory lock and a read
+            store.execute("INSERT INTO artists DEFAULT VALUES")
+            assert store.wrote_in_transaction()
+            raise Undo
+        assert store.execute("SELECT count(*) FROM artists").fetchone()[0] == 0
+    finally:
+        store.close()
 
 
 def test_connection_settings_come_back_after_a_run(stores: tuple[Store, Store]) -> None:

@@ -63,7 +63,8 @@ connection committed since the catalog was made (``PRAGMA data_version``), in wh
 case that matching is dropped and the piece is matched again under the lock
 (``_match_ahead``). Elsewhere (PostgreSQL,
 or inside a caller's transaction) the run is one transaction that begins with the
-first chunk, so matching overlaps with a parse worker still reading the file.
+first chunk, so matching overlaps with a parse worker still reading the file; its first
+catalog reads through a second connection, so that matching and writing overlap too.
 """
 
 from __future__ import annotations
@@ -319,6 +320,7 @@ class BulkSubmitter:
         on_skip: Callable[[Listen, str], None] | None = None,
         on_commit: Callable[[float], None] | None = None,
         match_ahead: bool = True,
+        second_reader: bool = True,
         ahead_rows: int | None = None,
     ) -> None:
         if (
@@ -350,6 +352,11 @@ class BulkSubmitter:
         #: between transactions) and takes the lock to write (``_match_ahead``); False:
         #: matching happens under the lock too (the result is the same).
         self.match_ahead = match_ahead
+        #: A run in one transaction reads its first catalog through a second connection
+        #: where the store offers one (``BulkWriter.snapshot_reader``), so that matching
+        #: never waits for the writer thread; False: through the run's own connection
+        #: (the result is the same).
+        self.second_reader = second_reader
         #: Rows matched ahead of a transaction at most; None: ``commit_every`` seconds
         #: at ``AHEAD_ROWS_PER_SECOND``.
         self.ahead_rows = ahead_rows
@@ -357,7 +364,8 @@ class BulkSubmitter:
         #: ahead, and matchings ahead thrown away (another writer committed meanwhile).
         self.ahead_taken = 0
         self.ahead_dropped = 0
-        #: The second connection catalogs read through during a run in pieces, if any.
+        #: The second connection catalogs read through (a run in pieces; the first batch
+        #: of a run in one transaction), if any.
         self._via: Any = None
         #: Set by the last ``run``: lookups that fell outside the prefetched slice.
         self.lazy_loads = 0
@@ -451,7 +459,14 @@ class BulkSubmitter:
         """One transaction, matching each chunk as it arrives (PostgreSQL, nested runs)."""
         salt = self.settings.salt
         chunk_size = min(self.chunk_size, self.batch_size)
+        # The first catalog reads through a second connection, so that its queries never
+        # wait for the writer thread: what it cannot see there, the transaction's own
+        # rows, it holds in memory. Not when the transaction has written before this
+        # run (a caller's earlier work), nor for a later batch's catalog, which must
+        # see the rows of the batches before it.
+        own = not self.store.wrote_in_transaction()
         with ExitStack() as stack:
+            stack.callback(self._forget_via)
             opened = False
             batch: _Batch | None = None
             catalog_rows: int | None = None
@@ -463,6 +478,8 @@ class BulkSubmitter:
                         # resolved as they arrive, while the rest of the file is parsed.
                         self._open(stack, writer)
                         opened = True
+                        if own and self.second_reader:
+                            self._via = writer.snapshot_reader()
                         catalog_rows = writer.catalog_rows(SMALL_CATALOG)
                         self._span = self.store.listen_span(self.user_id)
                     batch = _Batch()
@@ -477,6 +494,7 @@ class BulkSubmitter:
                 if full:
                     self._finish(batch, writer, result)
                     batch = None
+                    self._via = None
                 if self.progress is not None:
                     self.progress(result.read)
             if batch is not None:
@@ -783,6 +801,9 @@ class BulkSubmitter:
         writer.begin()
         stack.callback(self._behind.close)
 
+    def _forget_via(self) -> None:
+        self._via = None
+
     def _catalog(self, writer: BulkWriter) -> MemoryCatalog:
         """A new in-memory catalog; its reads wait for the writes queued before them, or
         go through the run's second connection (``_via``)."""
@@ -989,8 +1010,12 @@ class BulkSubmitter:
         assert cat is not None
 
         def allocate(table: str, count: int) -> list[int]:
-            # PostgreSQL asks its sequences: the connection must be idle. After a step's
-            # queries it already is; a step with new entities and no query is rare.
+            # PostgreSQL asks its sequences, through the second connection if there is
+            # one; else the run's connection must be idle (the writer thread done).
+            if count and self._via is not None:
+                ids = self._via.allocate_ids(table, count)
+                if ids is not None:
+                    return ids
             if count:
                 self._behind.sync()
             return writer.allocate_ids(table, count)

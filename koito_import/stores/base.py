@@ -108,6 +108,11 @@ class Store(ABC):
         """True inside ``transaction()`` (a bulk run then cannot commit in pieces)."""
         return False
 
+    def wrote_in_transaction(self) -> bool:
+        """Whether the open transaction may hold writes of its own, which no other
+        connection sees (True where that is not known)."""
+        return self.in_transaction
+
     def exclusive(self) -> AbstractContextManager[None]:
         """Keep other koito-import writers out across several transactions.
 

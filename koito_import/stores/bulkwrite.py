@@ -132,7 +132,8 @@ class BulkWriter(ABC):
 
     def snapshot_reader(self) -> Any:
         """A second connection that reads what is committed (``execute``, ``listens_at``)
-        while this one writes, or None where the dialect has none."""
+        and may reserve ids (``allocate_ids``, None where only this one can) while this
+        one writes, or None where the store offers none; ``end`` closes it."""
         return None
 
     def catalog_rows(self, limit: int) -> int | None:

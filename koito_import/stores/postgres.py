@@ -12,6 +12,7 @@ import struct
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -55,6 +56,7 @@ class PostgresStore(Store):
         inside one transaction that ``close`` rolls back (a dry run writes nothing)."""
         self.display_name = redact(url)
         self._read_only = read_only
+        self._url = url
         try:
             psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error:
@@ -103,6 +105,14 @@ class PostgresStore(Store):
     def in_transaction(self) -> bool:
         return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
+    def wrote_in_transaction(self) -> bool:
+        if not self.in_transaction:
+            return False
+        # A transaction gets its id with its first write (an advisory lock or a read
+        # does not give it one); txid_current_if_assigned is in every PostgreSQL >= 10.
+        (xid,) = self.conn.execute("SELECT txid_current_if_assigned()").fetchone()
+        return xid is not None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A transaction that is the only koito-import writer of this database's catalog.
@@ -121,6 +131,16 @@ class PostgresStore(Store):
 
     def bulk_writer(self) -> PostgresBulkWriter:
         return PostgresBulkWriter(self, self.conn)
+
+    def second_connection(self) -> psycopg.Connection[Any] | None:
+        """Another connection to the database, in autocommit mode, or None in a dry run
+        (whose schema may exist only inside its own never-committed transaction)."""
+        if self._read_only:
+            return None
+        conn = psycopg.connect(self._url, autocommit=True)
+        # No server-side prepared statements: see ``PostgresBulkWriter.begin``.
+        conn.prepare_threshold = None
+        return conn
 
     def close(self) -> None:
         if self._read_only and not self.conn.closed:
@@ -143,6 +163,7 @@ class PostgresBulkWriter(BulkWriter):
         super().__init__(store, conn)
         self._staged = False
         self._sequences: dict[str, str] = {}
+        self._reader: _SnapshotReader | None = None
         #: The connection's prepare_threshold while a run holds it (see ``begin``).
         self._saved_threshold: tuple[int | None] | None = None
 
@@ -182,27 +203,24 @@ class PostgresBulkWriter(BulkWriter):
         self._staged = False
 
     def end(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._saved_threshold is not None:
             (self.conn.prepare_threshold,) = self._saved_threshold
             self._saved_threshold = None
 
+    def snapshot_reader(self) -> _SnapshotReader | None:
+        if self._reader is None:
+            second = getattr(self.store, "second_connection", None)
+            conn = second() if second is not None else None
+            if conn is None:
+                return None
+            self._reader = _SnapshotReader(conn, self._sequences)
+        return self._reader
+
     def allocate_ids(self, table: str, count: int) -> list[int]:
-        # nextval() is what Koito's own inserts use, so reserving ids through it is safe
-        # with a Koito writing at the same time, and leaves the sequence where it belongs
-        # (COPY with explicit ids alone would not advance it).
-        if count == 0:
-            return []
-        seq = self._sequences.get(table)
-        if seq is None:
-            (seq,) = self.conn.execute(
-                "SELECT pg_get_serial_sequence(%s, 'id')", (table,)
-            ).fetchone()
-            self._sequences[table] = seq
-        # One array instead of one row per id: ~7x faster for 15k ids.
-        (ids,) = self.conn.execute(
-            "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", (seq, count)
-        ).fetchone()
-        return sorted(ids)
+        return _allocate_ids(self.conn, self._sequences, table, count)
 
     @staticmethod
     def _binary_rows(types: Sequence[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -262,12 +280,7 @@ class PostgresBulkWriter(BulkWriter):
         )
 
     def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int]]:
-        return self.conn.execute(
-            "SELECT CAST(extract(epoch FROM listened_at) AS bigint), track_id FROM listens "
-            "WHERE user_id = %s AND listened_at = ANY("
-            "SELECT to_timestamp(v) FROM unnest(%s::bigint[]) AS v)",
-            (user_id, sorted(times)),
-        ).fetchall()
+        return _listens_at(self.conn, times, user_id)
 
     def insert_listens(
         self, rows: list[tuple[int, int, str | None]], user_id: int, *, new_tracks: bool = False
@@ -340,3 +353,67 @@ _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _PGCOPY_TRAILER = struct.pack("!h", -1)
 #: 2000-01-01T00:00:00Z, PostgreSQL's timestamp origin, in Unix seconds.
 _PG_EPOCH = 946_684_800
+
+
+def _allocate_ids(
+    conn: psycopg.Connection[Any], sequences: dict[str, str], table: str, count: int
+) -> list[int]:
+    # nextval() is what Koito's own inserts use, so reserving ids through it is safe
+    # with a Koito writing at the same time, and leaves the sequence where it belongs
+    # (COPY with explicit ids alone would not advance it). Sequences are outside
+    # transactions: any connection to the database reserves the same way.
+    if count == 0:
+        return []
+    seq = sequences.get(table)
+    if seq is None:
+        (seq,) = conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()
+        sequences[table] = seq
+    # One array instead of one row per id: ~7x faster for 15k ids.
+    (ids,) = conn.execute(
+        "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", (seq, count)
+    ).fetchone()
+    return sorted(ids)
+
+
+def _listens_at(
+    conn: psycopg.Connection[Any], times: Collection[int], user_id: int
+) -> list[tuple[int, int]]:
+    return conn.execute(
+        "SELECT CAST(extract(epoch FROM listened_at) AS bigint), track_id FROM listens "
+        "WHERE user_id = %s AND listened_at = ANY("
+        "SELECT to_timestamp(v) FROM unnest(%s::bigint[]) AS v)",
+        (user_id, sorted(times)),
+    ).fetchall()
+
+
+@lru_cache(maxsize=256)
+def _placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _SnapshotReader:
+    """A second connection that reads what is committed while the run's own one writes.
+
+    Under MVCC a reader never waits for a writer, and in autocommit each statement sees
+    the last commit: what the database held before the run's transaction, and what other
+    writers committed since (as the run's own READ COMMITTED connection sees them). The
+    run's uncommitted rows stay invisible; the catalog holds those in memory. It also
+    reserves ids, which needs no transaction, so that matching never waits for the
+    writer thread to hand the run's connection back.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], sequences: dict[str, str]) -> None:
+        self.conn = conn
+        self._sequences = sequences
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.conn.execute(_placeholders(sql), params)
+
+    def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int]]:
+        return _listens_at(self.conn, times, user_id)
+
+    def allocate_ids(self, table: str, count: int) -> list[int] | None:
+        return _allocate_ids(self.conn, self._sequences, table, count)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -368,5 +368,9 @@ class _SnapshotReader:
     def listens_at(self, times: Collection[int], user_id: int) -> list[tuple[int, int]]:
         return _listens_at(self.conn, times, user_id)
 
+    def allocate_ids(self, table: str, count: int) -> list[int] | None:
+        """None: SQLite's ids come from the write transaction (``SqliteBulkWriter``)."""
+        return None
+
     def close(self) -> None:
         self.conn.close()
