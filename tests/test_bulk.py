@@ -612,6 +612,25 @@ def test_a_run_in_one_transaction_reads_through_a_second_connection(pg_url: str)
             conn.execute(f'DROP DATABASE IF EXISTS "{dropme}" WITH (FORCE)')
 
 
+def test_matching_hands_over_one_write_at_a_time(
+    stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads through a second connection never wait for the writer thread, so the hand
+    over must: else a fast matcher queues every step's rows at once (memory)."""
+    waiting: list[int] = []
+
+    class Recording(bulk_module.WriteBehind):
+        def submit(self, job: Any) -> None:
+            waiting.append(self._pending)
+            super().submit(job)
+
+    monkeypatch.setattr(bulk_module, "WriteBehind", Recording)
+    ref, blk = stores
+    listens = [L(f"A{i}", f"T{i}", i) for i in range(300)]
+    compare(ref, blk, listens, chunk_size=10)
+    assert len(waiting) >= 20 and max(waiting) == 0
+
+
 def test_a_transaction_knows_whether_it_wrote(pg_url: str) -> None:
     class Undo(Exception):
         pass

@@ -1039,6 +1039,10 @@ class BulkSubmitter:
             batch.inserted += writer.write(changes, user_id)
 
         if changes:
+            # One step's write at a time: matching that reads through a second
+            # connection never waits for the writer otherwise, and would queue the
+            # steps' rows without bound (1M listens in one batch: +70 MB peak).
+            self._behind.sync()
             self._behind.submit(write)
         # Remember the run's own listens (real track ids): later batches tell an exact
         # duplicate from another key's listen by them, and the "heard before this run"
