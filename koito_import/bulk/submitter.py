@@ -296,6 +296,14 @@ def commits_in_pieces(store: Store) -> bool:
     return store.commit_every is not None
 
 
+def _drop_sent(batch: _Batch) -> None:
+    """Forget the listens handed to the writer (``out_*`` up to ``sent``)."""
+    del batch.out_tracks[: batch.sent]
+    del batch.out_times[: batch.sent]
+    del batch.out_clients[: batch.sent]
+    batch.sent = 0
+
+
 def _chunks(items: Iterable[Listen], size: int) -> Iterator[list[Listen]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -491,6 +499,8 @@ class BulkSubmitter:
                 )
                 if full or len(batch.gids) - batch.pending >= batch.step:
                     self._resolve(batch, writer, skipped)
+                    # Handed to the writer: only the run's ListenMap needs them now.
+                    _drop_sent(batch)
                 if full:
                     self._finish(batch, writer, result)
                     batch = None
@@ -498,6 +508,8 @@ class BulkSubmitter:
                 if self.progress is not None:
                     self.progress(result.read)
             if batch is not None:
+                # Read: the keys' strings are not needed any more (see ``_run_in_pieces``).
+                batch.key_ids, batch.shared = {}, {}
                 self._resolve(batch, writer, skipped)
                 self._finish(batch, writer, result)
 
@@ -639,10 +651,7 @@ class BulkSubmitter:
                         self.on_commit(upto / total)
                     # Sent and committed: only the run's ListenMap needs them now (what
                     # follows was matched ahead for the next piece).
-                    del batch.out_tracks[: batch.sent]
-                    del batch.out_times[: batch.sent]
-                    del batch.out_clients[: batch.sent]
-                    batch.sent = 0
+                    _drop_sent(batch)
                     if upto < total and gap:
                         # A checkpoint in the pause (which ends before the next piece).
                         writer.idle()
