@@ -631,6 +631,34 @@ def test_matching_hands_over_one_write_at_a_time(
     assert len(waiting) >= 20 and max(waiting) == 0
 
 
+def test_a_refused_second_connection_leaves_the_run_on_its_own(pg_url: str) -> None:
+    """A server that refuses the second connection (here: a role allowed one connection)
+    leaves the run reading through its own, with the same result, instead of failing."""
+    other, dropme = _other_target(pg_url, "ref")
+    ref = open_store(other)
+    role = f"one_conn_{dropme}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        open_store(pg_url).close()  # Koito's schema, owned by the test's superuser
+        admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+        admin.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        admin.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    parts = urlsplit(pg_url)
+    host = parts.netloc.split("@")[-1]
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("user="))
+    limited = open_store(f"postgresql://{role}@{host}{parts.path}?{query}")
+    try:
+        assert limited.second_connection() is None  # type: ignore[attr-defined]
+        compare(ref, limited, [L(f"A{i % 3}", f"T{i % 4}", i) for i in range(40)], chunk_size=4)
+    finally:
+        limited.close()
+        ref.close()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dropme}" WITH (FORCE)')
+            admin.execute(f'REASSIGN OWNED BY "{role}" TO CURRENT_USER')
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
+
+
 def test_a_transaction_knows_whether_it_wrote(pg_url: str) -> None:
     class Undo(Exception):
         pass

@@ -134,10 +134,14 @@ class PostgresStore(Store):
 
     def second_connection(self) -> psycopg.Connection[Any] | None:
         """Another connection to the database, in autocommit mode, or None in a dry run
-        (whose schema may exist only inside its own never-committed transaction)."""
+        (whose schema may exist only inside its own never-committed transaction) or when
+        the server refuses one (``max_connections``: the run then reads on its own)."""
         if self._read_only:
             return None
-        conn = psycopg.connect(self._url, autocommit=True)
+        try:
+            conn = psycopg.connect(self._url, autocommit=True)
+        except psycopg.OperationalError:
+            return None
         # No server-side prepared statements: see ``PostgresBulkWriter.begin``.
         conn.prepare_threshold = None
         return conn
