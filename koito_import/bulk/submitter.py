@@ -438,17 +438,20 @@ class BulkSubmitter:
         self._behind = WriteBehind()
         every = self.commit_every if self.commit_every is not None else self.store.commit_every
         pieces = self.in_pieces if self.in_pieces is not None else commits_in_pieces(self.store)
-        if not pieces or self.store.in_transaction:
-            self._run_whole(listens, writer, result, skipped)
-        else:
-            # The writer's settings (the import's page cache) from the start: a run in
-            # pieces matches ahead, and so reads, while the file is read.
-            writer.begin()
-            try:
-                self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
-            finally:
-                self._via = None
-                writer.end()
+        try:
+            if not pieces or self.store.in_transaction:
+                self._run_whole(listens, writer, result, skipped)
+            else:
+                # The writer's settings (the import's page cache) from the start: a run
+                # in pieces matches ahead, and so reads, while the file is read.
+                writer.begin()
+                try:
+                    self._run_in_pieces(listens, writer, result, skipped, every or 0.0)
+                finally:
+                    writer.end()
+        finally:
+            # The writer's ``end`` closed the second connection, if there was one.
+            self._via = None
         self._written = _normalize.ListenMap()
         result.already_present += self._heard
         result.skipped = skipped
@@ -474,7 +477,6 @@ class BulkSubmitter:
         # see the rows of the batches before it.
         own = not self.store.wrote_in_transaction()
         with ExitStack() as stack:
-            stack.callback(self._forget_via)
             opened = False
             batch: _Batch | None = None
             catalog_rows: int | None = None
@@ -809,9 +811,6 @@ class BulkSubmitter:
         stack.enter_context(self.store.transaction())
         writer.begin()
         stack.callback(self._behind.close)
-
-    def _forget_via(self) -> None:
-        self._via = None
 
     def _catalog(self, writer: BulkWriter) -> MemoryCatalog:
         """A new in-memory catalog; its reads wait for the writes queued before them, or

@@ -108,6 +108,11 @@ class Store(ABC):
         """True inside ``transaction()`` (a bulk run then cannot commit in pieces)."""
         return False
 
+    def second_connection(self) -> Any:
+        """Another connection to the database, for a run's reads beside its writes, or
+        None where the store has none to offer."""
+        return None
+
     def wrote_in_transaction(self) -> bool:
         """Whether the open transaction may hold writes of its own, which no other
         connection sees (True where that is not known)."""

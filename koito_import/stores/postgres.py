@@ -78,7 +78,6 @@ class PostgresStore(Store):
         except BaseException:
             self.conn.close()
             raise
-        self._sql: dict[str, str] = {}
 
     @classmethod
     def open(cls, location: str, *, read_only: bool = False) -> PostgresStore:
@@ -88,18 +87,12 @@ class PostgresStore(Store):
     def redact(location: str) -> str:
         return redact(location)
 
-    def _pg(self, sql: str) -> str:
-        converted = self._sql.get(sql)
-        if converted is None:
-            converted = self._sql[sql] = sql.replace("?", "%s")
-        return converted
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(self._pg(sql), params)
+        return self.conn.execute(_placeholders(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(self._pg(sql), rows)
+            cur.executemany(_placeholders(sql), rows)
 
     @property
     def in_transaction(self) -> bool:
@@ -216,8 +209,7 @@ class PostgresBulkWriter(BulkWriter):
 
     def snapshot_reader(self) -> _SnapshotReader | None:
         if self._reader is None:
-            second = getattr(self.store, "second_connection", None)
-            conn = second() if second is not None else None
+            conn = self.store.second_connection()
             if conn is None:
                 return None
             self._reader = _SnapshotReader(conn, self._sequences)
@@ -390,8 +382,9 @@ def _listens_at(
     ).fetchall()
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _placeholders(sql: str) -> str:
+    """The project's ``?`` placeholders as psycopg's ``%s`` (statements repeat: cached)."""
     return sql.replace("?", "%s")
 
 
