@@ -75,8 +75,10 @@ DEFAULT_WORKERS = 1
 #: Records (listens and skips) per message.
 CHUNK = 4096
 #: Chunks a worker keeps ready beyond what the pipe holds: its memory bound (~80 bytes a
-#: pickled listen: 64 x 4096 listens is ~21 MB), enough to parse most of a bulk batch ahead.
-AHEAD = 64
+#: pickled listen: 16 x 4096 listens is ~5 MB). Two resolve steps' worth: more only
+#: grows the worker when the main process is the slower side, which at 1M it is (64
+#: chunks: +16 MB of worker peak into PostgreSQL, no faster).
+AHEAD = 16
 #: Below this much input (all files together) no worker is started: the run is too
 #: short for the overlap to pay for the worker's start and the records' transfer.
 MIN_PARALLEL_BYTES = 2 * 1024 * 1024
