@@ -82,6 +82,7 @@ from itertools import islice
 from typing import Any
 
 from koito_import import _normalize
+from koito_import.bulk import heap
 from koito_import.bulk.memcatalog import PROVISIONAL_BASE, MemoryCatalog, Needs
 from koito_import.bulk.writebehind import WriteBehind
 from koito_import.counts import ImportCounts
@@ -107,8 +108,12 @@ SMALL_CATALOG = 20_000
 LARGE_CATALOG_STEP = 8 * CHUNK
 #: The fewest listens a step of a run in pieces takes (see ``_run_in_pieces``).
 MIN_STEP = 256
-#: Distinct keys a batch holds (a run in one transaction) by default.
-BATCH_KEYS = 50_000
+#: Distinct keys a batch holds (a run in one transaction) by default. Each new batch
+#: starts a catalog that reads through the run's own connection and matches its keys
+#: again: 1M grown listens (150k keys) into PostgreSQL took 113 s in batches of 50k
+#: keys and 53 s in one (BENCHMARKS.md, "Near the floor"), at 334 + 41 MB of peak RSS
+#: once the heap is trimmed and the listen map grows in place.
+BATCH_KEYS = 200_000
 #: Distinct keys a catalog of a run in pieces holds by default before a new one starts.
 #: Larger than a batch: a new catalog matches every key it meets again and loads its
 #: slice again, and a long history spreads its keys over the whole file (measured at 1M
@@ -120,6 +125,8 @@ PIECES_CATALOG_KEYS = 200_000
 #: rows a second on this project's 2-core machine, ~130k in a slow hour; too high only
 #: makes a transaction longer than ``commit_every``, too low only makes more of them.
 AHEAD_ROWS_PER_SECOND = 150_000
+#: One key's "no memo" in ``_Batch.memo`` (-1 as 8 bytes).
+_NO_MEMO = array("q", [-1]).tobytes()
 #: The GIL switch interval while a run writes behind its matching (see ``run``).
 SWITCH_INTERVAL = 0.0002
 
@@ -241,10 +248,11 @@ class _Batch:
         #: Listens per resolve step (the batch is resolved whole when larger than it).
         self.step = 0
         self.catalog: MemoryCatalog | None = None
-        #: Key id -> the track it resolved to, while nothing its resolution read has
-        #: changed (the catalog reports what did: ``MemoryCatalog.watch``). The track is
-        #: all a listen needs; the rest of a resolution is in the catalog.
-        self.memo: dict[int, int] = {}
+        #: By key id: the track it resolved to, while nothing its resolution read has
+        #: changed (the catalog reports what did: ``MemoryCatalog.watch``), else -1. The
+        #: track is all a listen needs; the rest of a resolution is in the catalog. An
+        #: array, not a dict: 8 bytes a key instead of ~100 (150k keys: 1 MB, not 15).
+        self.memo = array("q")
         #: (track, second) -> key id that wrote it, for the listens not handed to the
         #: writer yet (the run's ``_written`` has the others), and the listens to write.
         self.local: dict[tuple[int, int], int] = {}
@@ -503,6 +511,7 @@ class BulkSubmitter:
                     self._resolve(batch, writer, skipped)
                     # Handed to the writer: only the run's ListenMap needs them now.
                     _drop_sent(batch)
+                    heap.trim()
                 if full:
                     self._finish(batch, writer, result)
                     batch = None
@@ -512,6 +521,7 @@ class BulkSubmitter:
             if batch is not None:
                 # Read: the keys' strings are not needed any more (see ``_run_in_pieces``).
                 batch.key_ids, batch.shared = {}, {}
+                heap.trim()
                 self._resolve(batch, writer, skipped)
                 self._finish(batch, writer, result)
 
@@ -556,6 +566,7 @@ class BulkSubmitter:
                 self.progress(result.read)
         # Read: the keys' strings are not needed any more (a few dozen MB at 1M listens).
         batch.key_ids, batch.shared = {}, {}
+        heap.trim()
         total = len(batch.gids)
         self._written.reserve(total)
         if not total:
@@ -654,6 +665,7 @@ class BulkSubmitter:
                     # Sent and committed: only the run's ListenMap needs them now (what
                     # follows was matched ahead for the next piece).
                     _drop_sent(batch)
+                    heap.trim()
                     if upto < total and gap:
                         # A checkpoint in the pause (which ends before the next piece).
                         writer.idle()
@@ -768,7 +780,7 @@ class BulkSubmitter:
         if batch.catalog is not None:
             self._close_catalog(batch, writer, result)
         batch.catalog = self._catalog(writer)
-        batch.memo = {}
+        batch.memo = array("q")
         # Provisional ids restart with the catalog: the old ones must not match.
         batch.local = {}
         batch.ensured = bytearray(len(batch.first))
@@ -916,6 +928,8 @@ class BulkSubmitter:
         first = batch.first
 
         self.resolve_steps += 1
+        if len(memo) < len(first):
+            memo.frombytes(_NO_MEMO * (len(first) - len(memo)))
         end = len(gids) if end is None else end
         start, batch.pending = batch.pending, end
         times = batch.times
@@ -940,8 +954,8 @@ class BulkSubmitter:
                 self._heard += 1
                 continue
             gid = gids[pos]
-            track_id = memo.get(gid)
-            if track_id is None:
+            track_id = memo[gid]
+            if track_id < 0:
                 listen = first[gid]
                 duration = durations[pos]
                 entities = variants.get(pos) if variants else None
@@ -970,7 +984,7 @@ class BulkSubmitter:
                 # A change this resolution made may alter what earlier ones read: those
                 # are matched again at their next listen, as Koito would match them.
                 for stale in catalog.take_stale():
-                    memo.pop(stale, None)
+                    memo[stale] = -1
                 if not catalog.volatile:
                     memo[gid] = track_id
                     catalog.watch(gid)
