@@ -33,4 +33,3 @@ def test_trim_returns_a_fragmented_heap_to_the_system() -> None:
     after = _rss_kb()
     assert before - after > 50_000  # of the ~110 MB freed, most comes back
     assert all(len(b) == 2000 for b in kept)
-
