@@ -1401,6 +1401,14 @@ def normalize_batch(listens, salt):
 
 
 @cython.final
+cdef void* _grown(void* block, size_t size) except NULL:
+    """``block`` reallocated to ``size`` bytes; on failure it stays as it was (MemoryError)."""
+    cdef void* grown = PyMem_Realloc(block, size)
+    if grown == NULL:
+        PyErr_NoMemory()
+    return grown
+
+
 cdef class ListenMap:
     """(track id, second) -> int64, in flat arrays: open addressing, linear probing.
 
@@ -1474,30 +1482,13 @@ cdef class ListenMap:
         # 52 MB at once, the peak of a whole run into PostgreSQL.
         # ``_used``: 0 empty, 1 an entry not moved yet, 2 an entry at its new place.
         cdef Py_ssize_t cap = self._cap, j, i
-        cdef int64_t track, time, value, t
-        cdef void* grown
+        cdef int64_t track, time, value
         if new_cap <= cap:
             return 0
-        grown = PyMem_Realloc(self._tracks, new_cap * sizeof(int64_t))
-        if grown == NULL:
-            PyErr_NoMemory()
-            return -1
-        self._tracks = <int64_t*>grown
-        grown = PyMem_Realloc(self._times, new_cap * sizeof(int64_t))
-        if grown == NULL:
-            PyErr_NoMemory()
-            return -1
-        self._times = <int64_t*>grown
-        grown = PyMem_Realloc(self._values, new_cap * sizeof(int64_t))
-        if grown == NULL:
-            PyErr_NoMemory()
-            return -1
-        self._values = <int64_t*>grown
-        grown = PyMem_Realloc(self._used, new_cap)
-        if grown == NULL:
-            PyErr_NoMemory()
-            return -1
-        self._used = <uint8_t*>grown
+        self._tracks = <int64_t*>_grown(self._tracks, new_cap * sizeof(int64_t))
+        self._times = <int64_t*>_grown(self._times, new_cap * sizeof(int64_t))
+        self._values = <int64_t*>_grown(self._values, new_cap * sizeof(int64_t))
+        self._used = <uint8_t*>_grown(self._used, new_cap)
         # Every array is large enough now; nothing below can fail.
         memset(self._used + cap, 0, new_cap - cap)
         self._cap = new_cap
@@ -1519,15 +1510,9 @@ cdef class ListenMap:
                     self._tracks[i], self._times[i], self._values[i] = track, time, value
                     self._used[i] = 2
                     break
-                t = self._tracks[i]
-                self._tracks[i] = track
-                track = t
-                t = self._times[i]
-                self._times[i] = time
-                time = t
-                t = self._values[i]
-                self._values[i] = value
-                value = t
+                self._tracks[i], track = track, self._tracks[i]
+                self._times[i], time = time, self._times[i]
+                self._values[i], value = value, self._values[i]
                 self._used[i] = 2
         for j in range(new_cap):
             if self._used[j]:
