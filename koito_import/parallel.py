@@ -237,6 +237,9 @@ def _work(
 ) -> None:
     """Worker process: parse ``tasks`` in order, stream them, then leave via ``os._exit``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked with the parent's SIGTERM handler, which raises: a worker ends quietly
+    # (the parent reports the signal once).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     # The parser allocates many small acyclic objects; the collector only slows it down
     # (the bulk path disables it for the same reason). The process is short-lived.
